@@ -1,0 +1,214 @@
+"""Scaled dot-product attention, written out so that every step can be read.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + B) V          (Vaswani et al., 2017, Eq. 1)
+
+Shapes: ``q`` is ``(..., N_q, d_k)``, ``k`` is ``(..., N_k, d_k)``, ``v`` is ``(..., N_k, d_v)``;
+the leading dimensions (batch, heads, windows...) broadcast. The output is ``(..., N_q, d_v)`` and
+the attention weights, when asked for, are ``(..., N_q, N_k)``.
+
+Masks follow the convention of :func:`torch.nn.functional.scaled_dot_product_attention`:
+
+* a **boolean** mask is ``True`` where a query MAY attend to a key (``False`` entries are removed);
+  note that :class:`torch.nn.MultiheadAttention` uses the opposite convention for its boolean masks;
+* a **float** mask is added to the logits (use ``-inf`` or a large negative number to remove a key);
+* ``bias`` is an extra float tensor added to the logits (Swin's relative position bias, for example);
+* ``is_causal=True`` lets query ``i`` see only keys ``j <= i``.
+
+A query whose keys are *all* masked has nothing to attend to. Plain softmax would divide 0 by 0 and
+return NaN; here such a row gets **all-zero weights and a zero output vector**, in both the explicit
+and the fused path, so that a padded sequence cannot poison a batch with NaN.
+
+The softmax subtracts each row's maximum before exponentiating, so logits of 1e4 do not overflow.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "scaled_dot_product_attention",
+    "attention_logits",
+    "masked_softmax",
+    "combine_masks",
+    "fused_attention",
+    "fused_attention_enabled",
+]
+
+_FUSED = True
+
+
+def fused_attention_enabled() -> bool:
+    """Whether :func:`scaled_dot_product_attention` may call torch's fused kernel."""
+    return _FUSED
+
+
+@contextmanager
+def fused_attention(enabled: bool) -> Iterator[None]:
+    """Turn torch's fused attention kernel on or off inside a ``with`` block.
+
+    The fused kernel is faster, but ``torch.utils.flop_counter.FlopCounterMode`` counts *zero* FLOPs
+    for it on the CPU, so FLOP measurements run with ``fused_attention(False)``.
+    """
+    global _FUSED
+    previous, _FUSED = _FUSED, bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED = previous
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
+        raise ValueError(
+            f"q, k and v need at least 2 dimensions (..., tokens, features); got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"query dimension d_k={q.shape[-1]} does not match key dimension {k.shape[-1]} "
+            f"(q {tuple(q.shape)}, k {tuple(k.shape)})"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k has {k.shape[-2]} tokens but v has {v.shape[-2]}: every key needs a value "
+            f"(k {tuple(k.shape)}, v {tuple(v.shape)})"
+        )
+
+
+def combine_masks(
+    n_q: int,
+    n_k: int,
+    mask: Optional[Tensor] = None,
+    bias: Optional[Tensor] = None,
+    is_causal: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: Optional[torch.device] = None,
+) -> Optional[Tensor]:
+    """Fold a boolean/float ``mask``, an additive ``bias`` and causality into one additive tensor.
+
+    Returns ``None`` when there is nothing to add, else a float tensor broadcastable to
+    ``(..., n_q, n_k)`` holding ``-inf`` at removed positions.
+    """
+    total: Optional[Tensor] = None
+    for term in (mask, bias):
+        if term is None:
+            continue
+        if not _broadcasts(tuple(term.shape[-2:]), (n_q, n_k)):
+            raise ValueError(
+                f"mask/bias of shape {tuple(term.shape)} does not broadcast to (..., {n_q}, {n_k}) "
+                f"(queries x keys)"
+            )
+        if term.dtype == torch.bool:
+            term = torch.zeros(term.shape, dtype=dtype, device=term.device).masked_fill(~term, -math.inf)
+        elif not term.is_floating_point():
+            raise ValueError(f"a mask must be bool or float, got {term.dtype}")
+        else:
+            term = term.to(dtype)
+        total = term if total is None else total + term
+    if is_causal:
+        allowed = torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril()
+        causal = torch.zeros(n_q, n_k, dtype=dtype, device=device).masked_fill(~allowed, -math.inf)
+        total = causal if total is None else total + causal
+    return total
+
+
+def _broadcasts(shape: tuple, target: tuple) -> bool:
+    try:
+        return tuple(torch.broadcast_shapes(shape, target)) == tuple(target)
+    except RuntimeError:
+        return False
+
+
+def attention_logits(q: Tensor, k: Tensor, scale: Optional[float] = None) -> Tensor:
+    """``Q K^T * scale`` with ``scale = 1/sqrt(d_k)`` by default: ``(..., N_q, N_k)``.
+
+    Entry ``[i, j]`` is how well query ``i`` matches key ``j``.
+    """
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    return (q * scale) @ k.transpose(-2, -1)
+
+
+def masked_softmax(logits: Tensor, additive: Optional[Tensor] = None) -> Tensor:
+    """Row-wise softmax over the last dimension, stable for large logits.
+
+    ``additive`` (``-inf`` = removed) is added first. A row with every entry removed returns
+    zeros instead of NaN.
+    """
+    if additive is not None:
+        logits = logits + additive
+    row_max = logits.amax(dim=-1, keepdim=True)
+    # A fully removed row has max -inf; use 0 so that exp(-inf - 0) = 0 instead of NaN.
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    e = torch.exp(logits - row_max)
+    total = e.sum(dim=-1, keepdim=True)
+    return e / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Optional[Tensor] = None,
+    bias: Optional[Tensor] = None,
+    *,
+    is_causal: bool = False,
+    scale: Optional[float] = None,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+    fused: Optional[bool] = None,
+) -> tuple[Tensor, Optional[Tensor]]:
+    """``softmax(q k^T * scale + bias + mask) v``.
+
+    Args:
+        q: queries ``(..., N_q, d_k)``.
+        k: keys ``(..., N_k, d_k)``.
+        v: values ``(..., N_k, d_v)``.
+        mask: boolean (``True`` = may attend) or additive float, broadcastable to ``(..., N_q, N_k)``.
+        bias: additive float logits bias, broadcastable to ``(..., N_q, N_k)``.
+        is_causal: query ``i`` sees keys ``0..i`` only.
+        scale: logit scale; ``1/sqrt(d_k)`` by default.
+        dropout_p: dropout on the attention weights (pass 0 in eval mode).
+        need_weights: also return the weights ``(..., N_q, N_k)``.
+        fused: use ``torch.nn.functional.scaled_dot_product_attention`` when the weights are not
+            needed. ``None`` follows :func:`fused_attention` (on by default).
+
+    Returns:
+        ``(output, weights)``: output ``(..., N_q, d_v)``; weights ``(..., N_q, N_k)`` or ``None``.
+    """
+    _check_qkv(q, k, v)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p={dropout_p} must be in [0, 1)")
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    use_fused = (_FUSED if fused is None else fused) and not need_weights
+
+    if use_fused and mask is None and bias is None:
+        # Nothing to combine: hand causality straight to the kernel.
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+        return out, None
+
+    additive = combine_masks(n_q, n_k, mask, bias, is_causal, dtype=q.dtype, device=q.device)
+    empty_rows = None
+    if additive is not None and (mask is not None or is_causal):
+        empty_rows = torch.isneginf(additive).all(dim=-1, keepdim=True)
+        if not bool(empty_rows.any()):
+            empty_rows = None
+
+    if use_fused:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=dropout_p, scale=scale)
+        if empty_rows is not None:
+            out = out.masked_fill(empty_rows, 0.0)
+        return out, None
+
+    weights = masked_softmax(attention_logits(q, k, scale), additive)
+    attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    out = attn @ v
+    return out, (weights if need_weights else None)
