@@ -79,6 +79,13 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
             f"k has {k.shape[-2]} tokens but v has {v.shape[-2]}: every key needs a value "
             f"(k {tuple(k.shape)}, v {tuple(v.shape)})"
         )
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the leading (batch, head...) dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and "
+            f"v {tuple(v.shape)} do not broadcast"
+        ) from None
 
 
 def combine_masks(
@@ -195,18 +202,23 @@ def scaled_dot_product_attention(
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
         return out, None
 
+    logits_shape = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])) + (n_q, n_k)
+    for name, term in (("mask", mask), ("bias", bias)):
+        if term is not None and not _broadcasts(tuple(term.shape), logits_shape):
+            raise ValueError(
+                f"{name} of shape {tuple(term.shape)} does not broadcast to the attention logits "
+                f"{logits_shape} (..., queries, keys)"
+            )
+
     additive = combine_masks(n_q, n_k, mask, bias, is_causal, dtype=q.dtype, device=q.device)
-    empty_rows = None
-    if additive is not None and (mask is not None or is_causal):
-        empty_rows = torch.isneginf(additive).all(dim=-1, keepdim=True)
-        if not bool(empty_rows.any()):
-            empty_rows = None
 
     if use_fused:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=dropout_p, scale=scale)
-        if empty_rows is not None:
-            out = out.masked_fill(empty_rows, 0.0)
-        return out, None
+        # Kernels disagree on rows whose keys are all removed (by a mask, causality or a -inf bias):
+        # NaN or zeros. Make them zeros, as the explicit path does. The fill is unconditional because
+        # checking `.any()` first would force a host-device sync on every call.
+        empty_rows = torch.isneginf(additive).all(dim=-1, keepdim=True)
+        return out.masked_fill(empty_rows, 0.0), None
 
     weights = masked_softmax(attention_logits(q, k, scale), additive)
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights

@@ -58,6 +58,8 @@ def drop_path(x: Tensor, p: float = 0.0, training: bool = False) -> Tensor:
     Kept samples are scaled by ``1/(1-p)`` so that the expected value is unchanged.
     ``x`` is ``(B, ...)``; one coin is drawn per sample.
     """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"drop path probability {p} must be in [0, 1)")
     if p == 0.0 or not training:
         return x
     keep = 1.0 - p
@@ -110,6 +112,8 @@ class TransformerBlock(nn.Module):
         pre_norm: bool = True,
     ) -> None:
         super().__init__()
+        if mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio={mlp_ratio} must be positive")
         self.pre_norm = pre_norm
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = MultiHeadAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)

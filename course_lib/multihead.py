@@ -59,6 +59,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"embed_dim={embed_dim} and num_heads={num_heads} must be positive")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        if not 0.0 <= attn_drop < 1.0:
+            raise ValueError(f"attn_drop={attn_drop} must be in [0, 1)")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -81,8 +83,10 @@ class MultiHeadAttention(nn.Module):
             # One matmul for all three, then (B, N, 3, H, d) -> (3, B, H, N, d).
             qkv = self.qkv(x).reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4)
             return qkv.unbind(0)
-        if context.shape[0] != B or context.shape[-1] != D:
-            raise ValueError(f"context of shape {tuple(context.shape)} does not fit x of shape {tuple(x.shape)}")
+        if context.dim() != 3 or context.shape[0] != B or context.shape[-1] != D:
+            raise ValueError(
+                f"context of shape {tuple(context.shape)} does not fit x of shape {tuple(x.shape)}"
+            )
         w, b = self.qkv.weight, self.qkv.bias
         q = F.linear(x, w[:D], None if b is None else b[:D])
         kv = F.linear(context, w[D:], None if b is None else b[D:])
@@ -139,6 +143,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError("nn.MultiheadAttention with add_bias_kv=True has no counterpart here")
         has_bias = mha.in_proj_bias is not None
         new = cls(mha.embed_dim, mha.num_heads, qkv_bias=has_bias, attn_drop=mha.dropout)
+        # Move first, copy after: copying float64 weights into float32 parameters would round them.
+        new = new.to(mha.in_proj_weight.device, mha.in_proj_weight.dtype)
         with torch.no_grad():
             new.qkv.weight.copy_(mha.in_proj_weight)
             if has_bias:
@@ -148,18 +154,27 @@ class MultiHeadAttention(nn.Module):
                 new.proj.bias.copy_(mha.out_proj.bias)
             else:
                 new.proj.bias.zero_()
-        return new.to(mha.in_proj_weight.device, mha.in_proj_weight.dtype)
+        return new
 
     def to_torch(self, batch_first: bool = True) -> nn.MultiheadAttention:
-        """The same layer as a ``torch.nn.MultiheadAttention`` (the inverse of :meth:`from_torch`)."""
-        has_bias = self.qkv.bias is not None
+        """The same layer as a ``torch.nn.MultiheadAttention`` (the inverse of :meth:`from_torch`).
+
+        ``nn.MultiheadAttention`` has one ``bias`` switch for both projections; a layer built with
+        ``qkv_bias=False`` whose output projection has a non-zero bias gets ``bias=True`` with a zero
+        ``in_proj_bias``, so that the function computed stays the same.
+        """
+        has_qkv_bias = self.qkv.bias is not None
+        has_bias = has_qkv_bias or bool(self.proj.bias.detach().ne(0).any())
         mha = nn.MultiheadAttention(
             self.embed_dim, self.num_heads, dropout=self.attn_drop, bias=has_bias, batch_first=batch_first
-        )
+        ).to(self.qkv.weight.device, self.qkv.weight.dtype)
         with torch.no_grad():
             mha.in_proj_weight.copy_(self.qkv.weight)
             if has_bias:
-                mha.in_proj_bias.copy_(self.qkv.bias)
+                if has_qkv_bias:
+                    mha.in_proj_bias.copy_(self.qkv.bias)
+                else:
+                    mha.in_proj_bias.zero_()
                 mha.out_proj.bias.copy_(self.proj.bias)
             mha.out_proj.weight.copy_(self.proj.weight)
-        return mha.to(self.qkv.weight.device, self.qkv.weight.dtype)
+        return mha
