@@ -22,38 +22,64 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)
 
 # Offline web assets (MathJax, widget manager, reveal.js) from the npm registry. [book/slides owner]
-vendor:
-	@true
+# `npm ci` runs only when node_modules is missing or older than package.json/package-lock.json;
+# scripts/vendor.py then copies what the book loads (trimmed MathJax 3, require.js, widget manager) to _vendor/.
+NODE_STAMP := node_modules/.package-lock.json
+VENDOR_STAMP := _vendor/.stamp
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+$(VENDOR_STAMP): $(NODE_STAMP) scripts/vendor.py scripts/widgets-compat.js
+	python3 scripts/vendor.py
+	touch $@
+
+vendor: $(VENDOR_STAMP)
 
 # ---- the book --------------------------------------------------------------------------------
+# Notebooks are not executed (execute_notebooks: off in _config.yml): their stored outputs are shown.
+# --all rebuilds every page, so a warning in an unchanged page still fails the build; removing
+# _build/html first drops pages of files that no longer exist.
 book: install vendor
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	rm -rf _build/html
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
 
 # ---- checks ----------------------------------------------------------------------------------
 test: lint unit nbval html browser
 	@echo "make test: all checks passed"
 
 lint: install
-	$(VENV)/bin/ruff check course_lib tests bench
+	$(VENV)/bin/ruff check course_lib tests $(wildcard bench scripts)
 
 unit: install
 	$(PY) -m pytest -q -n 2 tests --ignore=tests/browser
 
 # [book owner] strict nbval over book/, solutions/ and exercises/
+# The kernel gets matplotlib's inline backend (not the Agg exported above, which would drop every stored
+# figure) and the CPU, like the stored outputs; scripts/run_notebooks.py executes notebooks the same way.
+NOTEBOOKS = $(wildcard book/*.ipynb solutions/*.ipynb exercises/*.ipynb)
 nbval: install
-	@true
+	$(if $(NOTEBOOKS),,$(error no notebooks found in book/, solutions/ or exercises/))
+	MPLBACKEND=module://matplotlib_inline.backend_inline COURSE_DEVICE=cpu \
+	  $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --nbval --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOKS)
 
 # [book owner] the HTML build with warnings as errors
 html: book
 
 # [book owner] headless Chromium over the built book and decks
-browser: install
-	@true
+# Depends on `book`, which make runs once per invocation: `make test` builds the book a single time (html).
+# CI runs as root on Debian with the apt registry reachable; playwright never downloads a browser here.
+browser: install book
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) -m pytest -q -p no:cacheprovider tests/browser
 
 # ---- instructors -----------------------------------------------------------------------------
-# [slides owner]
+# [slides owner] one offline reveal.js deck per chapter notebook + PDFs + index under _build/slides/
+# (reveal.js and MathJax copied from node_modules/ into _build/slides/vendor/). One chapter: `course-lib slides 1`.
 slides: install vendor
-	@true
+	$(VENV)/bin/course-lib slides --pdf
 
 # [grader owner] regenerate exercises/ from solutions/
 exercises: install
