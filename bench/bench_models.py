@@ -1,0 +1,138 @@
+"""Time course_lib's ViT-S/16 and Swin-T against timm with the same weights (a benchmark, not a test).
+
+For each model: batch 8, float32, forward (eval, no grad) and forward+backward (train mode, no dropout),
+on the CPU (and CUDA when present). The two implementations are run alternately, ``--rounds`` times,
+and the median of each is printed with the ratio course_lib / timm (goal: <= 1.00; Swin aims at 0.90).
+Achieved GFLOP/s (multiply-add = 2 FLOPs, analytic count of :mod:`course_lib.complexity`; backward
+counted as twice the forward) are printed next to the rate of one large float32 matmul.
+
+    python bench/bench_models.py [--quick] [--rounds 7] [--batch 8] [--device cpu|cuda|all] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TIMM_FUSED_ATTN", "1")  # timm's defaults: fused attention in ViT (Swin opts out)
+
+import timm  # noqa: E402
+import torch  # noqa: E402
+
+from course_lib.complexity import count_parameters, swin_macs, vit_macs  # noqa: E402
+from course_lib.convert import swin_from_timm, vit_from_timm  # noqa: E402
+
+MODELS = {"vit_small_patch16_224": vit_macs, "swin_tiny_patch4_window7_224": swin_macs}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(fn, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def matmul_gflops(device: torch.device, n: int = 4096, repeats: int = 3) -> float:
+    """The rate of one ``n x n`` float32 matmul (2 n^3 FLOPs), best of ``repeats``."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    best = min(_time(lambda: a @ b, device) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def bench_model(name: str, device: torch.device, batch: int, rounds: int) -> dict:
+    torch.manual_seed(0)
+    ref = timm.create_model(name, pretrained=False, drop_path_rate=0.0).to(device)
+    ours = (vit_from_timm if name.startswith("vit") else swin_from_timm)(ref).to(device)
+    assert count_parameters(ours) == count_parameters(ref)
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    macs = MODELS[name](ours.config).total * batch
+
+    def fwd(model):
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    def fwd_bwd(model):
+        model.train()
+        model(x).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    results = {}
+    for label, step, flops in (("fwd", fwd, 2 * macs), ("fwd+bwd", fwd_bwd, 6 * macs)):
+        for m in (ref, ours):  # warm-up
+            step(m)
+        times = {"timm": [], "course_lib": []}
+        for _ in range(rounds):
+            times["timm"].append(_time(lambda s=step: s(ref), device))
+            times["course_lib"].append(_time(lambda s=step: s(ours), device))
+        t_ref, t_ours = statistics.median(times["timm"]), statistics.median(times["course_lib"])
+        results[label] = (t_ref, t_ours, flops)
+    return results
+
+
+def profile_model(name: str, batch: int, rows: int = 12) -> None:
+    """torch.profiler's top operators by self CPU time, forward pass, timm then course_lib."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    ref = timm.create_model(name, pretrained=False, drop_path_rate=0.0).eval()
+    ours = (vit_from_timm if name.startswith("vit") else swin_from_timm)(ref).eval()
+    x = torch.randn(batch, 3, 224, 224)
+    for label, model in (("timm", ref), ("course_lib", ours)):
+        with torch.no_grad():
+            model(x)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(3):
+                    model(x)
+        print(f"\n--- {name} forward, {label}: top ops by self CPU time (3 runs) ---")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="3 rounds instead of 7")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    p.add_argument("--models", nargs="*", default=list(MODELS))
+    p.add_argument("--profile", action="store_true", help="also print a torch.profiler breakdown (CPU)")
+    args = p.parse_args(argv)
+    rounds = 3 if args.quick else args.rounds
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    print(
+        f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"batch {args.batch}, float32, median of {rounds} interleaved rounds"
+    )
+    for device in devices:
+        peak = matmul_gflops(device)
+        print(f"\n[{device}] 4096x4096 float32 matmul: {peak:.1f} GFLOP/s")
+        print(
+            f"{'model':30s} {'pass':8s} {'timm ms':>9s} {'ours ms':>9s} {'ours/timm':>9s} "
+            f"{'timm GF/s':>9s} {'ours GF/s':>9s} {'ours/mm':>8s}"
+        )
+        for name in args.models:
+            for label, (t_ref, t_ours, flops) in bench_model(name, device, args.batch, rounds).items():
+                print(
+                    f"{name:30s} {label:8s} {t_ref * 1e3:9.1f} {t_ours * 1e3:9.1f} {t_ours / t_ref:9.3f} "
+                    f"{flops / t_ref / 1e9:9.1f} {flops / t_ours / 1e9:9.1f} "
+                    f"{flops / t_ours / 1e9 / peak:8.2f}"
+                )
+    if args.profile:
+        for name in args.models:
+            profile_model(name, args.batch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,642 @@
+"""The Swin Transformer (Liu et al., 2021): attention inside local windows, shifted every other block.
+
+::
+
+    image (B, 3, H, W)
+      -> patch embedding + LayerNorm           (B, H/4, W/4, C)        4x4 patches
+      -> stage 0: Swin blocks                  (B, H/4, W/4, C)
+      -> stage 1: patch merging + Swin blocks  (B, H/8, W/8, 2C)
+      -> stage 2: patch merging + Swin blocks  (B, H/16, W/16, 4C)
+      -> stage 3: patch merging + Swin blocks  (B, H/32, W/32, 8C)
+      -> LayerNorm, average over positions, linear head  (B, num_classes)
+
+Tokens stay channels-last, ``(B, H, W, C)``, from the patch embedding to the head (as in timm), so
+no layout change is needed between the token-wise layers (LayerNorm, MLP) and the window ops.
+
+A Swin block is a pre-norm Transformer block whose attention only looks inside ``M x M`` windows::
+
+    x = x + W-MSA(LN(x))          even blocks: regular windows
+    x = x + MLP(LN(x))
+    x = x + SW-MSA(LN(x))         odd blocks: windows shifted by M/2 (cyclic shift + mask)
+    x = x + MLP(LN(x))
+
+**Where patch merging lives.** The paper's Figure 3 draws stage 2, 3, 4 as "Patch Merging, then Swin
+blocks", and timm (since 2023) builds it that way: ``layers.{s}.downsample`` at the *start* of stages
+1..3. The official Microsoft code and torchvision put the same layer at the *end* of stages 0..2. The
+two compute the same function; we follow the paper's figure and timm (each stage then works at one
+resolution from start to end), so timm checkpoints load unchanged and official ones need a rename
+(:func:`course_lib.convert.swin_state_dict_from_official`).
+
+**The shift mask.** After the cyclic shift (``torch.roll`` by ``-M/2``) a window at the bottom/right
+border holds tokens that were far apart in the image. Tokens are labelled by the region they came from
+(:func:`region_ids`); attention between different regions gets ``-100.0`` added to its logit, as in
+the official code and timm (``exp(-100)`` is about ``4e-44``: the weight vanishes in float32 and the
+arithmetic stays finite in float16, where ``-inf`` could turn a fully masked row into NaN).
+
+Parameter counts: Swin-T 28,288,354, Swin-S 49,606,258, Swin-B 87,768,224 (equal to timm's). The
+paper's Table 1 prints 29M / 50M / 88M; the official repository lists Swin-T as 28M. 28.29M rounds to
+28M; 29M is what rounding *up* gives, and rounding up is consistent with the paper's 50M (49.61M) and
+88M (87.77M) too, so the difference is in the rounding, not in the architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .attention import scaled_dot_product_attention
+from .block import DropPath, Mlp
+from .multihead import MultiHeadAttention
+from .positional import relative_position_index
+from .vit import PatchEmbed, _linspace
+
+__all__ = [
+    "window_partition",
+    "window_reverse",
+    "region_ids",
+    "window_ids",
+    "shifted_window_mask",
+    "shifted_window_bias",
+    "WindowAttention",
+    "SwinBlock",
+    "PatchMerging",
+    "SwinStage",
+    "SwinConfig",
+    "SwinTransformer",
+    "SWIN_CONFIGS",
+    "list_swins",
+    "swin_config",
+    "create_swin",
+]
+
+MASK_FILL = -100.0  # the official code's "minus infinity" for pairs of tokens from different regions
+
+
+# ---- windows ----------------------------------------------------------------------------------
+def _check_windows(h: int, w: int, window: int) -> None:
+    if window <= 0:
+        raise ValueError(f"window size {window} must be positive")
+    if h % window or w % window:
+        raise ValueError(f"resolution {h}x{w} is not divisible by window size {window}")
+
+
+def window_partition(x: Tensor, window: int) -> Tensor:
+    """Cut a feature map into non-overlapping ``window x window`` windows.
+
+    ``(B, H, W, C) -> (B * num_windows, window, window, C)``; windows are numbered row by row within
+    each image, images one after the other (window ``b * nW + i`` is window ``i`` of image ``b``).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected x of shape (B, H, W, C), got {tuple(x.shape)}")
+    B, H, W, C = x.shape
+    _check_windows(H, W, window)
+    x = x.view(B, H // window, window, W // window, window, C)
+    # (B, rows of windows, window, cols of windows, window, C) -> (B, rows, cols, window, window, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, C)
+
+
+def window_reverse(windows: Tensor, window: int, H: int, W: int) -> Tensor:
+    """The inverse of :func:`window_partition`: ``(B * nW, window, window, C) -> (B, H, W, C)``."""
+    _check_windows(H, W, window)
+    C = windows.shape[-1]
+    nW = (H // window) * (W // window)
+    if windows.dim() != 4 or windows.shape[0] % nW or windows.shape[1:3] != (window, window):
+        raise ValueError(
+            f"windows of shape {tuple(windows.shape)} do not tile a {H}x{W} map "
+            f"with {window}x{window} windows"
+        )
+    x = windows.view(-1, H // window, W // window, window, window, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+
+
+def region_ids(h: int, w: int, window: int, shift: int) -> Tensor:
+    """The official code's ``img_mask`` (its ``cnt`` labels): ``(h, w)`` LongTensor in *shifted*
+    coordinates (after ``torch.roll(x, -shift)``), labelling up to 9 regions ``0..8``.
+
+    Rows (and likewise columns) fall into three bands: ``[0, h-window)`` holds whole windows of
+    neighbouring tokens; ``[h-window, h-shift)`` and ``[h-shift, h)`` share the last row of windows, but
+    the second band came from the *top* of the image by the cyclic shift. Two tokens may attend to each
+    other only if they carry the same label.
+    """
+    _check_windows(h, w, window)
+    if not 0 <= shift < window:
+        raise ValueError(f"shift {shift} must be in [0, window size {window})")
+    ids = torch.zeros(h, w, dtype=torch.long)
+    if shift == 0:
+        return ids
+    cnt = 0
+    bands = ((0, -window), (-window, -shift), (-shift, None))
+    for hs in bands:
+        for ws in bands:
+            ids[slice(*hs), slice(*ws)] = cnt
+            cnt += 1
+    return ids
+
+
+def window_ids(h: int, w: int, window: int, shift: int = 0) -> Tensor:
+    """Which window each token falls in: ``(h, w)`` LongTensor indexed by the token's position in
+    the *original* (unshifted) image.
+
+    With ``shift=0``, the regular grid of windows (numbered row by row). With ``shift=s``, the windows
+    of a shifted block: the map is rolled by ``(-s, -s)``, partitioned, and rolled back, so the window
+    boundaries move ``s`` tokens down and right and the border windows wrap around.
+    """
+    _check_windows(h, w, window)
+    if not 0 <= shift < window:
+        raise ValueError(f"shift {shift} must be in [0, window size {window})")
+    rows = torch.arange(h) // window
+    cols = torch.arange(w) // window
+    grid = rows[:, None] * (w // window) + cols[None, :]  # window id in shifted coordinates
+    # token (i, j) of the image sits at ((i - s) mod h, (j - s) mod w) after the roll by -s.
+    return torch.roll(grid, shifts=(shift, shift), dims=(0, 1))
+
+
+def shifted_window_mask(h: int, w: int, window: int, shift: int) -> Tensor:
+    """Which pairs of tokens may attend in each shifted window: ``(num_windows, M*M, M*M)`` bool.
+
+    ``True`` = the query may attend to the key (the convention of :mod:`course_lib.attention` and
+    ``torch.nn.functional.scaled_dot_product_attention``). Windows are numbered as in
+    :func:`window_partition` of the *shifted* map; tokens inside a window row by row. With
+    ``shift=0`` everything is ``True``. The mask is symmetric.
+    """
+    ids = region_ids(h, w, window, shift)
+    per_window = window_partition(ids.view(1, h, w, 1), window).reshape(-1, window * window)
+    return per_window.unsqueeze(2) == per_window.unsqueeze(1)
+
+
+def shifted_window_bias(h: int, w: int, window: int, shift: int, fill: float = MASK_FILL) -> Optional[Tensor]:
+    """:func:`shifted_window_mask` as an additive float mask ``(nW, M*M, M*M)``: 0 where attention is
+    allowed, ``fill`` (``-100.0``, as the official code and timm) where it is not; ``None`` when
+    ``shift == 0`` (nothing to mask)."""
+    if shift == 0:
+        return None
+    allowed = shifted_window_mask(h, w, window, shift)
+    return torch.zeros(allowed.shape).masked_fill(~allowed, fill)
+
+
+# ---- attention --------------------------------------------------------------------------------
+class WindowAttention(MultiHeadAttention):
+    """Multi-head self-attention inside each window, with a learned relative position bias.
+
+    ``(B * nW, N, C) -> (B * nW, N, C)`` with ``N = M*M`` tokens per window. It is a
+    :class:`~course_lib.multihead.MultiHeadAttention` (same ``qkv`` and ``proj``) plus
+    ``relative_position_bias_table`` ``((2M-1)^2, heads)``: one learned number per head for every
+    offset between two tokens of a window. The bias, and the shift mask if any, are added to the
+    logits as ONE additive tensor, so the fused attention kernel does all the rest.
+    """
+
+    relative_position_index: Tensor
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.window_size = window_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02, a=-2.0, b=2.0)
+        # Non-persistent, as in timm: rebuilt from the window size, not saved in the state dict.
+        self.register_buffer(
+            "relative_position_index", relative_position_index(window_size, window_size), persistent=False
+        )
+        self._cache: Optional[tuple[Any, Tensor]] = None
+
+    def relative_position_bias(self) -> Tensor:
+        """The bias added to every window's logits: ``(heads, N, N)``."""
+        N = self.window_size**2
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # (N*N, heads)
+        return bias.view(N, N, self.num_heads).permute(2, 0, 1)
+
+    def attention_bias(self, mask: Optional[Tensor]) -> Tensor:
+        """Relative position bias plus the shift mask: ``(nW or 1, heads, N, N)``.
+
+        While no gradient can flow to the bias table (eval under ``torch.no_grad``, or a frozen table)
+        the result is cached; the cache is keyed on the table's version counter, so an in-place
+        update (an optimiser step, ``load_state_dict``) invalidates it.
+        """
+        table = self.relative_position_bias_table
+        cacheable = not (torch.is_grad_enabled() and table.requires_grad)
+        key = (
+            table._version,
+            table.data_ptr(),
+            table.device,
+            table.dtype,
+            None if mask is None else mask.data_ptr(),
+        )
+        if cacheable and self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        bias = self.relative_position_bias().unsqueeze(0)  # (1, heads, N, N)
+        bias = bias + mask.unsqueeze(1) if mask is not None else bias.contiguous()
+        if cacheable:
+            self._cache = (key, bias)
+        return bias
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        """``x`` ``(B * nW, N, C)``; ``mask`` additive ``(nW, N, N)`` (0 or -100) or ``None``."""
+        if x.dim() != 3 or x.shape[1] != self.window_size**2:
+            raise ValueError(
+                f"expected windows of shape (B*nW, {self.window_size**2}, C), got {tuple(x.shape)}"
+            )
+        B_, N, C = x.shape
+        q, k, v = self.project_qkv(x)  # each (B*nW, heads, N, d)
+        bias = self.attention_bias(mask)
+        if bias.shape[0] > 1:
+            # (nW, H, N, N) -> (B*nW, H, N, N): window i of every image gets the mask of window i.
+            nW = bias.shape[0]
+            bias = bias.expand(B_ // nW, -1, -1, -1, -1).reshape(B_, self.num_heads, N, N)
+        out, _ = scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            bias=bias,
+            scale=self.scale,
+            dropout_p=self.attn_drop if self.training else 0.0,
+        )
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B_, N, C)))
+
+
+# ---- block, merging, stage --------------------------------------------------------------------
+class SwinBlock(nn.Module):
+    """One Swin Transformer block on a channels-last map ``(B, H, W, C) -> (B, H, W, C)``.
+
+    Args:
+        dim: channels ``C``.
+        input_resolution: ``(H, W)`` of the maps it will see (the shift mask is built for it).
+        num_heads: attention heads.
+        window_size: ``M``; if the map is not larger than ``M`` the window becomes the whole map and
+            there is no shift (as in the official code).
+        shift_size: ``M // 2`` for odd blocks (SW-MSA), 0 for even ones (W-MSA).
+        mlp_ratio, qkv_bias, drop, attn_drop, drop_path: as in :class:`course_lib.block.TransformerBlock`.
+        norm_eps: LayerNorm epsilon (1e-5 in Swin).
+    """
+
+    attn_mask: Optional[Tensor]
+
+    def __init__(
+        self,
+        dim: int,
+        input_resolution: tuple[int, int],
+        num_heads: int,
+        window_size: int = 7,
+        shift_size: int = 0,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        H, W = input_resolution
+        if min(H, W) <= window_size:
+            window_size, shift_size = min(H, W), 0
+        _check_windows(H, W, window_size)
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f"shift size {shift_size} must be in [0, window size {window_size})")
+        self.dim = dim
+        self.input_resolution = (H, W)
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = WindowAttention(dim, num_heads, window_size, qkv_bias, attn_drop, drop)
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.drop_path2 = DropPath(drop_path)
+        self.register_buffer(
+            "attn_mask", shifted_window_bias(H, W, window_size, shift_size), persistent=False
+        )
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != (*self.input_resolution, self.dim):
+            H, W = self.input_resolution
+            raise ValueError(f"expected a map of shape (B, {H}, {W}, {self.dim}), got {tuple(x.shape)}")
+
+    def window_attention(self, x: Tensor) -> Tensor:
+        """The (shifted) window attention branch on a normalised map ``(B, H, W, C)``."""
+        B, H, W, C = x.shape
+        M, s = self.window_size, self.shift_size
+        if s:
+            x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+        windows = window_partition(x, M).view(-1, M * M, C)  # (B*nW, M*M, C)
+        windows = self.attn(windows, mask=self.attn_mask)
+        x = window_reverse(windows.view(-1, M, M, C), M, H, W)
+        if s:
+            x = torch.roll(x, shifts=(s, s), dims=(1, 2))
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        x = x + self.drop_path1(self.window_attention(self.norm1(x)))
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+class PatchMerging(nn.Module):
+    """Halve the resolution, double the channels: ``(B, H, W, C) -> (B, H/2, W/2, 2C)``.
+
+    Each 2x2 neighbourhood is concatenated on channels in the order
+    ``x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]`` (official code, timm, torchvision),
+    normalised, and mapped by a linear layer ``4C -> 2C`` without bias.
+    """
+
+    def __init__(self, dim: int, out_dim: Optional[int] = None, norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.dim = dim
+        self.out_dim = out_dim or 2 * dim
+        self.norm = nn.LayerNorm(4 * dim, eps=norm_eps)
+        self.reduction = nn.Linear(4 * dim, self.out_dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[-1] != self.dim:
+            raise ValueError(f"expected a map of shape (B, H, W, {self.dim}), got {tuple(x.shape)}")
+        B, H, W, C = x.shape
+        if H % 2 or W % 2:
+            raise ValueError(f"patch merging needs an even resolution, got {H}x{W}")
+        # (B, H/2, 2, W/2, 2, C) -> (B, H/2, W/2, [col offset, row offset], C): the order listed above.
+        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)
+        return self.reduction(self.norm(x))
+
+
+class SwinStage(nn.Module):
+    """Optional :class:`PatchMerging` (``downsample``), then ``depth`` Swin blocks alternating
+    regular (even) and shifted (odd) windows. ``(B, H, W, C_in) -> (B, H', W', C_out)``."""
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        input_resolution: tuple[int, int],
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        downsample: bool,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: Optional[list[float]] = None,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        H, W = input_resolution
+        if downsample:
+            if H % 2 or W % 2:
+                raise ValueError(f"patch merging needs an even resolution, got {H}x{W}")
+            self.downsample: nn.Module = PatchMerging(dim, out_dim, norm_eps)
+            H, W = H // 2, W // 2
+        else:
+            if dim != out_dim:
+                raise ValueError(
+                    f"a stage without patch merging keeps its width: dim={dim} != out_dim={out_dim}"
+                )
+            self.downsample = nn.Identity()
+        self.output_resolution = (H, W)
+        drop_path = drop_path or [0.0] * depth
+        self.blocks = nn.Sequential(
+            *(
+                SwinBlock(
+                    out_dim,
+                    (H, W),
+                    num_heads,
+                    window_size,
+                    0 if i % 2 == 0 else window_size // 2,
+                    mlp_ratio,
+                    qkv_bias,
+                    drop,
+                    attn_drop,
+                    drop_path[i],
+                    norm_eps,
+                )  # fmt: skip
+                for i in range(depth)
+            )
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class _PoolHead(nn.Module):
+    """Global average over positions, dropout, linear: ``(B, H, W, C) -> (B, num_classes)``.
+
+    A module of its own so that the weights are named ``head.fc`` as in timm."""
+
+    def __init__(self, dim: int, num_classes: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(drop)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.drop(x.mean(dim=(1, 2)))
+        return x if pre_logits else self.fc(x)
+
+
+# ---- the model --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SwinConfig:
+    """Hyper-parameters of a :class:`SwinTransformer` (the keyword arguments of its constructor)."""
+
+    img_size: int = 224
+    patch_size: int = 4
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 96
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+
+    def stage_resolutions(self) -> list[int]:
+        """Token-grid side of each stage, e.g. ``[56, 28, 14, 7]`` for Swin-T at 224."""
+        side = self.img_size // self.patch_size
+        return [side // 2**i for i in range(len(self.depths))]
+
+    def stage_dims(self) -> list[int]:
+        return [self.embed_dim * 2**i for i in range(len(self.depths))]
+
+
+class SwinTransformer(nn.Module):
+    """Swin Transformer for classification, numerically equal to timm's with the same weights.
+
+    Args:
+        img_size: input height = width (masks and windows are built for it).
+        patch_size: side of the patches of the patch embedding (4).
+        in_chans: image channels.
+        num_classes: classes of the head (0: :meth:`forward` returns pooled features ``(B, 8C)``).
+        embed_dim: channels ``C`` of stage 0; stage ``s`` has ``C * 2**s``.
+        depths: blocks per stage.
+        num_heads: heads per stage.
+        window_size: ``M``; every stage's resolution must be divisible by it (a stage whose resolution
+            is at most ``M`` uses one window covering the whole map, unshifted).
+        mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate: as in ViT (stochastic depth
+            rises linearly over all blocks up to ``drop_path_rate``).
+
+    Shapes: images ``(B, C, H, W)`` -> logits ``(B, num_classes)``; :meth:`forward_features` ->
+    ``(B, H/32, W/32, 8C)`` for four stages.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 4,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        embed_dim: int = 96,
+        depths: tuple[int, ...] = (2, 2, 6, 2),
+        num_heads: tuple[int, ...] = (3, 6, 12, 24),
+        window_size: int = 7,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        depths, num_heads = tuple(depths), tuple(num_heads)
+        if len(depths) != len(num_heads):
+            raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length")
+        self.config = SwinConfig(
+            img_size, patch_size, in_chans, num_classes, embed_dim, depths, num_heads, window_size, mlp_ratio,
+            qkv_bias, drop_rate, attn_drop_rate, drop_path_rate,
+        )  # fmt: skip
+        dims = self.config.stage_dims()
+        for s, (d, h) in enumerate(zip(dims, num_heads)):
+            if d % h:
+                raise ValueError(f"stage {s}: embed dim {d} is not divisible by num_heads {h}")
+        self.num_classes = num_classes
+        self.num_features = dims[-1]
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, norm=True, flatten=False)
+        side = self.patch_embed.grid_size[0]
+        if self.patch_embed.grid_size[0] != self.patch_embed.grid_size[1]:
+            raise ValueError("only square images are supported")
+        # Check every stage's resolution up front, with a message that names the stage.
+        for s in range(len(depths)):
+            r = side // 2**s
+            if s > 0 and (side // 2 ** (s - 1)) % 2:
+                raise ValueError(
+                    f"stage {s}: patch merging needs an even resolution, got {side // 2 ** (s - 1)}"
+                )
+            if r > window_size and r % window_size:
+                raise ValueError(
+                    f"stage {s}: resolution {r}x{r} is not divisible by window size {window_size} "
+                    f"(image {img_size}, patch {patch_size})"
+                )
+        rates = _linspace(drop_path_rate, sum(depths))
+        stages, start = [], 0
+        for s, depth in enumerate(depths):
+            r = side // 2 ** max(s - 1, 0)  # resolution entering the stage (before its merging)
+            stages.append(
+                SwinStage(
+                    dims[max(s - 1, 0)],
+                    dims[s],
+                    (r, r),
+                    depth,
+                    num_heads[s],
+                    window_size,
+                    downsample=s > 0,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=rates[start : start + depth],
+                )  # fmt: skip
+            )
+            start += depth
+        self.layers = nn.Sequential(*stages)
+        self.norm = nn.LayerNorm(self.num_features, eps=1e-5)
+        self.head = _PoolHead(self.num_features, num_classes, drop_rate)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """timm's initialisation: truncated normal (std 0.02) for linear layers and the relative position
+        tables, zero biases; convolution and LayerNorms keep PyTorch's defaults."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, WindowAttention):
+                nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02, a=-2.0, b=2.0)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` -> the normalised last feature map ``(B, H', W', C')``."""
+        if x.dim() == 4 and tuple(x.shape[-2:]) != self.patch_embed.img_size:
+            raise ValueError(
+                f"image size {tuple(x.shape[-2:])} does not match the model's img_size "
+                f"{self.patch_embed.img_size} (the windows and shift masks are built for it)"
+            )
+        return self.norm(self.layers(self.patch_embed(x)))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` -> logits ``(B, num_classes)``."""
+        return self.forward_head(self.forward_features(x))
+
+
+SWIN_CONFIGS: dict[str, SwinConfig] = {
+    # Swin paper, Table 1 (ImageNet-1K, 224x224, window 7).
+    "swin_tiny_patch4_window7_224": SwinConfig(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    "swin_small_patch4_window7_224": SwinConfig(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    "swin_base_patch4_window7_224": SwinConfig(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    # CIFAR-10: 32x32, 2x2 patches -> 16x16, 8x8, 4x4 tokens in three stages, windows of 4. ~0.8M params.
+    "swin_cifar": SwinConfig(
+        img_size=32,
+        patch_size=2,
+        num_classes=10,
+        embed_dim=48,
+        depths=(2, 2, 2),
+        num_heads=(3, 6, 12),
+        window_size=4,
+        mlp_ratio=2.0,
+    ),  # fmt: skip
+    # sklearn digits: 8x8 grey, 1x1 patches -> 8x8 then 4x4 tokens, windows of 4. ~0.1M params.
+    "swin_digits": SwinConfig(
+        img_size=8,
+        patch_size=1,
+        in_chans=1,
+        num_classes=10,
+        embed_dim=32,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=4,
+        mlp_ratio=2.0,
+    ),  # fmt: skip
+}
+
+
+def list_swins() -> list[str]:
+    """Names accepted by :func:`create_swin`."""
+    return list(SWIN_CONFIGS)
+
+
+def _kwargs(cfg: SwinConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+def swin_config(name: str, **overrides: Any) -> SwinConfig:
+    """The :class:`SwinConfig` of a named model, with ``overrides`` applied."""
+    if name not in SWIN_CONFIGS:
+        raise ValueError(f"unknown Swin {name!r}; known: {', '.join(SWIN_CONFIGS)}")
+    unknown = set(overrides) - set(_kwargs(SWIN_CONFIGS[name]))
+    if unknown:
+        raise ValueError(f"unknown Swin option(s) {sorted(unknown)}")
+    return replace(SWIN_CONFIGS[name], **overrides)
+
+
+def create_swin(name: str, **overrides: Any) -> SwinTransformer:
+    """Build a named Swin, e.g. ``create_swin('swin_tiny_patch4_window7_224')`` or
+    ``create_swin('swin_cifar', drop_path_rate=0.1)``. Weights are randomly initialised."""
+    return SwinTransformer(**_kwargs(swin_config(name, **overrides)))
