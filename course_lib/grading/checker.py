@@ -118,6 +118,8 @@ def _to(x: Any, device: torch.device) -> Any:
         return x.to(device)
     if isinstance(x, (tuple, list)):
         return type(x)(_to(v, device) for v in x)
+    if isinstance(x, dict):  # e.g. a block's weights by name
+        return {k: _to(v, device) for k, v in x.items()}
     return x
 
 
