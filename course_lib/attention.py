@@ -211,16 +211,63 @@ def scaled_dot_product_attention(
             )
 
     additive = combine_masks(n_q, n_k, mask, bias, is_causal, dtype=q.dtype, device=q.device)
+    empty_rows = _empty_rows(additive)
+    if use_fused and additive is not None and additive.requires_grad and torch.is_grad_enabled():
+        # A mask that needs a gradient (Swin's learned relative position bias, in training) sends
+        # torch's CPU kernel to its slow reference path: the explicit path below is faster there.
+        use_fused = q.device.type != "cpu"
 
     if use_fused:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=dropout_p, scale=scale)
-        # Kernels disagree on rows whose keys are all removed (by a mask, causality or a -inf bias):
-        # NaN or zeros. Make them zeros, as the explicit path does. The fill is unconditional because
-        # checking `.any()` first would force a host-device sync on every call.
-        empty_rows = torch.isneginf(additive).all(dim=-1, keepdim=True)
-        return out.masked_fill(empty_rows, 0.0), None
+        out = _fused(q, k, v, additive, dropout_p, scale)
+        # Kernels disagree on rows whose keys are all removed: NaN or zeros. Make them zeros.
+        return (out if empty_rows is None else out.masked_fill(empty_rows, 0.0)), None
 
-    weights = masked_softmax(attention_logits(q, k, scale), additive)
+    logits = attention_logits(q, k, scale)
+    if empty_rows is None:
+        # No row is fully removed: torch.softmax also subtracts each row's maximum, in one pass.
+        weights = torch.softmax(logits if additive is None else logits + additive, dim=-1)
+    else:
+        weights = masked_softmax(logits, additive)  # zeros, not 0/0, and finite gradients
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     out = attn @ v
     return out, (weights if need_weights else None)
+
+
+def _empty_rows(additive: Optional[Tensor]) -> Optional[Tensor]:
+    """Where every key of a query is removed (``-inf``): ``(..., N_q, 1)`` bool, or ``None`` if nowhere.
+
+    Computed on the (usually small, unbroadcast) mask, not on the logits. On a GPU the answer is not
+    checked with ``.any()``, which would wait for the device.
+    """
+    if additive is None:
+        return None
+    empty = torch.isneginf(additive).all(dim=-1, keepdim=True)
+    if empty.device.type == "cpu" and not bool(empty.any()):
+        return None
+    return empty
+
+
+def _fused(
+    q: Tensor, k: Tensor, v: Tensor, additive: Optional[Tensor], dropout_p: float, scale: float
+) -> Tensor:
+    """``F.scaled_dot_product_attention`` on 4-D views.
+
+    The fast kernels take ``(batch, heads, tokens, dim)``; with more leading dimensions (Swin passes
+    ``(B, windows, heads, ...)`` so that a per-window mask broadcasts without a copy) torch falls
+    back to its slow reference path, so the leading dimensions are folded into the batch here.
+    """
+    lead = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    if len(lead) <= 2:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=dropout_p, scale=scale)
+    n_q, n_k = q.shape[-2], k.shape[-2]
+
+    def fold(t: Tensor, rows: int) -> Tensor:
+        return t.expand(*lead, rows, t.shape[-1]).reshape(-1, lead[-1], rows, t.shape[-1])
+
+    mask4 = None
+    if additive is not None:
+        mask4 = additive.expand(*lead, n_q, n_k).reshape(-1, lead[-1], n_q, n_k)
+    out = F.scaled_dot_product_attention(
+        fold(q, n_q), fold(k, n_k), fold(v, n_k), attn_mask=mask4, dropout_p=dropout_p, scale=scale
+    )
+    return out.view(*lead, n_q, v.shape[-1])

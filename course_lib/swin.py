@@ -247,11 +247,11 @@ class WindowAttention(MultiHeadAttention):
             )
         B_, N, C = x.shape
         q, k, v = self.project_qkv(x)  # each (B*nW, heads, N, d)
-        bias = self.attention_bias(mask)
-        if bias.shape[0] > 1:
-            # (nW, H, N, N) -> (B*nW, H, N, N): window i of every image gets the mask of window i.
-            nW = bias.shape[0]
-            bias = bias.expand(B_ // nW, -1, -1, -1, -1).reshape(B_, self.num_heads, N, N)
+        bias = self.attention_bias(mask)  # (nW or 1, heads, N, N)
+        nW = bias.shape[0]
+        # View the windows as (B, nW, heads, N, d): window i of every image then meets the mask of
+        # window i by broadcasting, without copying the bias B times.
+        q, k, v = (t.view(B_ // nW, nW, *t.shape[1:]) for t in (q, k, v))
         out, _ = scaled_dot_product_attention(
             q,
             k,
@@ -260,7 +260,8 @@ class WindowAttention(MultiHeadAttention):
             scale=self.scale,
             dropout_p=self.attn_drop if self.training else 0.0,
         )
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B_, N, C)))
+        out = out.view(B_, self.num_heads, N, -1).transpose(1, 2).reshape(B_, N, C)
+        return self.proj_drop(self.proj(out))
 
 
 # ---- block, merging, stage --------------------------------------------------------------------
