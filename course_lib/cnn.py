@@ -52,7 +52,7 @@ class SmallCNN(nn.Module):
         drop: dropout before the classifier.
 
     The defaults, ``channels=(32, 48, 64)`` with two convolutions per stage, give 109,802 parameters for
-    1-channel 10-class input, between the course's ``swin_digits`` (93,974) and ``vit_digits`` (136,138):
+    1-channel 10-class input, between the course's ``swin_digits`` (93,590) and ``vit_digits`` (136,138):
     the comparison of chapter 7 is about architecture, not size. For CIFAR-10 use
     ``SmallCNN(3, channels=(48, 96, 192))`` (0.65M, next to ``vit_cifar``'s 0.81M and ``swin_cifar``'s 0.88M).
     """

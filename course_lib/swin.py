@@ -603,16 +603,17 @@ SWIN_CONFIGS: dict[str, SwinConfig] = {
         window_size=4,
         mlp_ratio=2.0,
     ),  # fmt: skip
-    # sklearn digits: 8x8 grey, 1x1 patches -> 8x8 then 4x4 tokens, windows of 4. ~0.1M params.
+    # sklearn digits: 8x8 grey, 2x2 patches (as vit_digits) -> 4x4 then 2x2 tokens, windows of 2.
+    # ~0.1M params. With 1x1 patches (one grey value per token) it trains far slower on 8x8 digits.
     "swin_digits": SwinConfig(
         img_size=8,
-        patch_size=1,
+        patch_size=2,
         in_chans=1,
         num_classes=10,
         embed_dim=32,
         depths=(2, 2),
         num_heads=(2, 4),
-        window_size=4,
+        window_size=2,
         mlp_ratio=2.0,
     ),  # fmt: skip
 }

@@ -150,11 +150,9 @@ def test_cnn_shapes(in_chans, size):
 def test_cnn_size_is_comparable_to_the_small_transformers():
     n = count_parameters(SmallCNN())
     assert n == 109_802
-    try:
-        from course_lib.swin import create_swin
-        from course_lib.vit import create_vit
-    except ImportError:  # pragma: no cover - the model modules are written in parallel
-        pytest.skip("course_lib.vit / course_lib.swin not available")
+    from course_lib.swin import create_swin
+    from course_lib.vit import create_vit
+
     for model in (create_vit("vit_digits"), create_swin("swin_digits")):
         assert 1 / 1.5 <= n / count_parameters(model) <= 1.5
 
