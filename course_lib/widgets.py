@@ -25,6 +25,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "figure_to_png",
@@ -379,6 +380,7 @@ def draw_shifted_windows(
     mask = shifted_window_mask(R, R, M, s)[window_index].numpy()
 
     fig = _new_figure((13, 4.6))
+    fig.get_layout_engine().set(h_pad=0.08)  # room between the figure title and the panels' titles
     fig.suptitle(f"Swin windows: {R}x{R} tokens, {M}x{M} windows, shift {s}")
     ax1, ax2, ax3 = fig.subplots(1, 3)
     cmap = "tab20"
@@ -408,6 +410,9 @@ def draw_shifted_windows(
     ax3.set_title(f"mask of window {window_index}: {int(mask.sum())}/{mask.size} allowed (green)")
     ax3.set_xlabel(f"key token in the window (0..{M * M - 1})")
     ax3.set_ylabel("query token in the window")
+    for ax in (ax1, ax2, ax3):  # tokens are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
