@@ -52,7 +52,7 @@ test: lint unit nbval html browser
 lint: install
 	$(VENV)/bin/ruff check course_lib tests $(wildcard bench scripts)
 
-unit: install
+unit: install vendor
 	$(PY) -m pytest -q -n 2 tests --ignore=tests/browser
 
 # [book owner] strict nbval over book/, solutions/ and exercises/
