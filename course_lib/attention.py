@@ -225,7 +225,13 @@ def scaled_dot_product_attention(
     logits = attention_logits(q, k, scale)
     if empty_rows is None:
         # No row is fully removed: torch.softmax also subtracts each row's maximum, in one pass.
-        weights = torch.softmax(logits if additive is None else logits + additive, dim=-1)
+        if additive is not None and torch.broadcast_shapes(logits.shape, additive.shape) == logits.shape:
+            # In place: the matmul's backward needs q and k, not its output, and this saves a
+            # logits-sized allocation per call (B * windows * heads * N * N floats in Swin).
+            logits = logits.add_(additive)
+        elif additive is not None:
+            logits = logits + additive
+        weights = torch.softmax(logits, dim=-1)
     else:
         weights = masked_softmax(logits, additive)  # zeros, not 0/0, and finite gradients
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
