@@ -41,7 +41,7 @@ paper's Table 1 prints 29M / 50M / 88M; the official repository lists Swin-T as 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 import torch
@@ -51,6 +51,7 @@ from .attention import scaled_dot_product_attention
 from .block import DropPath, Mlp
 from .multihead import MultiHeadAttention
 from .positional import relative_position_index
+from .registry import named_config
 from .vit import PatchEmbed, _linspace
 
 __all__ = [
@@ -624,21 +625,12 @@ def list_swins() -> list[str]:
     return list(SWIN_CONFIGS)
 
 
-def _kwargs(cfg: SwinConfig) -> dict[str, Any]:
-    return asdict(cfg)
-
-
 def swin_config(name: str, **overrides: Any) -> SwinConfig:
     """The :class:`SwinConfig` of a named model, with ``overrides`` applied."""
-    if name not in SWIN_CONFIGS:
-        raise ValueError(f"unknown Swin {name!r}; known: {', '.join(SWIN_CONFIGS)}")
-    unknown = set(overrides) - set(_kwargs(SWIN_CONFIGS[name]))
-    if unknown:
-        raise ValueError(f"unknown Swin option(s) {sorted(unknown)}")
-    return replace(SWIN_CONFIGS[name], **overrides)
+    return named_config(SWIN_CONFIGS, "Swin", name, overrides)
 
 
 def create_swin(name: str, **overrides: Any) -> SwinTransformer:
     """Build a named Swin, e.g. ``create_swin('swin_tiny_patch4_window7_224')`` or
     ``create_swin('swin_cifar', drop_path_rate=0.1)``. Weights are randomly initialised."""
-    return SwinTransformer(**_kwargs(swin_config(name, **overrides)))
+    return SwinTransformer(**asdict(swin_config(name, **overrides)))

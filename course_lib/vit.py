@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .block import TransformerBlock
 from .positional import resample_abs_pos_embed
+from .registry import named_config
 
 __all__ = [
     "patchify",
@@ -409,12 +410,7 @@ def list_vits() -> list[str]:
 
 def vit_config(name: str, **overrides: Any) -> ViTConfig:
     """The :class:`ViTConfig` of a named model, with ``overrides`` applied."""
-    if name not in VIT_CONFIGS:
-        raise ValueError(f"unknown ViT {name!r}; known: {', '.join(VIT_CONFIGS)}")
-    unknown = set(overrides) - set(asdict(VIT_CONFIGS[name]))
-    if unknown:
-        raise ValueError(f"unknown ViT option(s) {sorted(unknown)}")
-    return replace(VIT_CONFIGS[name], **overrides)
+    return named_config(VIT_CONFIGS, "ViT", name, overrides)
 
 
 def create_vit(name: str, **overrides: Any) -> VisionTransformer:

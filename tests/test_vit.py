@@ -6,6 +6,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from conftest import assert_same_function
 
 from course_lib.complexity import count_parameters
 from course_lib.convert import vit_from_timm, vit_to_timm
@@ -27,17 +28,6 @@ SMALL = ["vit_digits", "vit_cifar"]
 def _input(model: VisionTransformer, batch: int = 1) -> torch.Tensor:
     c = model.config
     return torch.randn(batch, c.in_chans, c.img_size, c.img_size, requires_grad=True)
-
-
-def _check_equal(ours: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> None:
-    ours.eval()
-    ref.eval()
-    a = ref(x)
-    b = ours(x)
-    assert (a - b).abs().max().item() <= 1e-5
-    (ga,) = torch.autograd.grad(a.square().sum(), x)
-    (gb,) = torch.autograd.grad(b.square().sum(), x)
-    assert (ga - gb).abs().max().item() <= 1e-4
 
 
 # ---- patch embedding --------------------------------------------------------------------------
@@ -73,7 +63,7 @@ def test_equal_to_timm(name: str) -> None:
     ours = vit_from_timm(ref)
     assert count_parameters(ours) == count_parameters(ref)
     assert count_parameters(create_vit(name)) == count_parameters(ref)  # the named config is timm's
-    _check_equal(ours, ref, _input(ours))
+    assert_same_function(ours, ref, _input(ours))
 
 
 def _timm_model(name: str) -> torch.nn.Module:
@@ -100,14 +90,14 @@ def test_global_pool_avg_and_batch() -> None:
     ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, global_pool="avg").eval()
     ours = vit_from_timm(ref)
     assert "fc_norm.weight" in ours.state_dict() and "norm.weight" not in ours.state_dict()
-    _check_equal(ours, ref, torch.randn(2, 3, 224, 224, requires_grad=True))
+    assert_same_function(ours, ref, torch.randn(2, 3, 224, 224, requires_grad=True))
 
 
 def test_position_embedding_interpolation_matches_timm() -> None:
     ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, dynamic_img_size=True).eval()
     ours = vit_from_timm(ref)
     x = torch.randn(1, 3, 160, 192, requires_grad=True)
-    _check_equal(ours, ref, x)
+    assert_same_function(ours, ref, x)
     fixed = vit_from_timm(timm.create_model("vit_tiny_patch16_224", pretrained=False).eval())
     with pytest.raises(ValueError, match="160, 192"):
         fixed(x)
@@ -123,7 +113,7 @@ def test_position_embedding_interpolation_matches_timm() -> None:
 def test_round_trip_to_timm() -> None:
     ours = create_vit("vit_cifar").eval()
     ref = vit_to_timm(ours)
-    _check_equal(ours, ref, _input(ours, 2))
+    assert_same_function(ours, ref, _input(ours, 2))
 
 
 # ---- the papers' parameter counts ---------------------------------------------------------------
