@@ -1,16 +1,27 @@
-"""Sphinx extension local to this book (``sphinx.local_extensions`` in ``_config.yml``): no CDN in any page.
+"""Sphinx extension local to this book (``sphinx.local_extensions`` in ``_config.yml``).
 
-jupyter-book 1 always loads ``sphinx_thebe``, which adds to every page an inline script naming a CDN
-(``const THEBE_JS_URL = "https://unpkg.com/thebe@..."``), twice over in this version, so the browser
-reports ``Identifier 'THEBE_JS_URL' has already been declared``, plus ``sphinx-thebe.js`` and its CSS.
-The book has no live-code (thebe) button (``launch_buttons.thebe`` is off), so this removes those assets.
+Two jobs, both done at build time so that no chapter has to remember them:
+
+1. **No CDN in any page.** jupyter-book 1 always loads ``sphinx_thebe``, which adds to every page an inline
+   script naming a CDN (``const THEBE_JS_URL = "https://unpkg.com/thebe@..."``), twice over in this
+   version, so the browser reports ``Identifier 'THEBE_JS_URL' has already been declared``, plus
+   ``sphinx-thebe.js`` and its CSS. The book has no live-code (thebe) button (``launch_buttons.thebe`` is
+   off), so this removes those assets.
+2. **Speaker notes stay out of the book.** A cell with ``{"slideshow": {"slide_type": "notes"}}`` holds the
+   lecturer's terse notes for the slide decks (``course_lib/slides.py`` puts them in reveal.js's speaker
+   view). Before myst-nb parses a notebook, such cells get myst-nb's ``remove-cell`` tag, so the HTML book
+   never shows them. Only the text handed to the parser changes: the ``.ipynb`` on disk (and so the slides,
+   the Colab and download buttons) keeps the cells as they are.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 THEBE_ASSETS = ("sphinx-thebe.js", "sphinx-thebe.css")
+NOTES = "notes"
+REMOVE_TAG = "remove-cell"  # myst-nb's tag: the cell is not rendered at all
 
 
 def _is_thebe(asset: Any) -> bool:
@@ -30,6 +41,35 @@ def drop_thebe_assets(app, pagename: str, templatename: str, context: dict, doct
             assets[:] = [asset for asset in assets if not _is_thebe(asset)]
 
 
+def is_notes_cell(cell: dict) -> bool:
+    """True for a cell the slide decks show as speaker notes (``slideshow.slide_type == "notes"``)."""
+    slideshow = cell.get("metadata", {}).get("slideshow") or {}
+    return slideshow.get("slide_type") == NOTES
+
+
+def hide_notes_cells(notebook_json: str) -> str:
+    """The notebook text with every speaker-notes cell tagged ``remove-cell``; unchanged if it has none.
+
+    Cells are tagged rather than deleted, so the cell indices myst-nb uses to find outputs stay the same.
+    """
+    notebook = json.loads(notebook_json)
+    changed = False
+    for cell in notebook.get("cells", []):
+        if is_notes_cell(cell):
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if REMOVE_TAG not in tags:
+                tags.append(REMOVE_TAG)
+                changed = True
+    return json.dumps(notebook, ensure_ascii=False) if changed else notebook_json
+
+
+def drop_notes_from_book(app, docname: str, source: list[str]) -> None:
+    """``source-read`` handler: a notebook's speaker notes never reach the book's pages."""
+    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+        source[0] = hide_notes_cells(source[0])
+
+
 def setup(app) -> dict[str, Any]:
     app.connect("html-page-context", drop_thebe_assets)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    app.connect("source-read", drop_notes_from_book)
+    return {"version": "1.1", "parallel_read_safe": True, "parallel_write_safe": True}
