@@ -35,7 +35,8 @@ ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
 CODE = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
 URL = re.compile(r"https?://[^\s)>\]`]+")
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+# Numbers, except the "2" of "2-D" (二维 in Chinese).
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w]|-D\b)")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -45,6 +46,14 @@ def _catalog(page: str) -> Path:
 
 def _entries(page: str) -> list[polib.POEntry]:
     return [e for e in polib.pofile(str(_catalog(page))) if not e.obsolete]
+
+
+def _is_prose(msgid: str) -> bool:
+    """Whether a message has words to translate: not only math or code, and not a display formula."""
+    if "\\" in msgid and "$" not in msgid:  # the TeX of a display-math block
+        return False
+    words = re.findall(r"[A-Za-z]{2,}", CODE.sub(" ", MATH.sub(" ", msgid)))
+    return len(words) >= 2
 
 
 def _role_target(role: str) -> str:
@@ -119,8 +128,9 @@ def test_every_message_translated_and_none_fuzzy(page: str) -> None:
     assert not untranslated, f"{page}: {len(untranslated)} untranslated messages, first: {untranslated[:3]}"
     assert not fuzzy, (f"{page}: {len(fuzzy)} fuzzy messages (the English changed; update the translation "
                        f"and remove the fuzzy flag), first: {fuzzy[:3]}")
-    # Translated means Chinese, not the English copied over (a title like "ViT" may stay as is).
-    copied = [e.msgid for e in _entries(page) if e.msgstr == e.msgid and len(e.msgid.split()) > 3]
+    # Translated means Chinese, not the English copied over (a title like "ViT" or a display formula,
+    # TeX without $, may stay as is).
+    copied = [e.msgid for e in _entries(page) if e.msgstr == e.msgid and _is_prose(e.msgid)]
     assert not copied, f"{page}: messages left in English: {copied[:3]}"
 
 
@@ -219,7 +229,7 @@ def test_glossary_terms_used_consistently(page: str) -> None:
     problems = []
     terms = [(re.compile(rf"\b{en}", re.IGNORECASE), zh) for en, zh in glossary_terms()]
     for entry in _entries(page):
-        english = CODE.sub(" ", MATH.sub(" ", entry.msgid))
+        english = URL.sub(" ", LINK_TARGET.sub(" ", ROLE.sub(" ", CODE.sub(" ", MATH.sub(" ", entry.msgid)))))
         for pattern, chinese in terms:
             if pattern.search(english) and entry.msgstr and not any(c in entry.msgstr for c in chinese):
                 problems.append(f"{pattern.pattern!r} -> {chinese}: {entry.msgid[:60]!r} / "
