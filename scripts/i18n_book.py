@@ -59,11 +59,35 @@ def extract(pot_dir: Path = POT_DIR, doctrees: Path = POT_DOCTREES) -> int:
     return _build("gettext", pot_dir, doctrees, {})
 
 
-def update_catalogs() -> int:
+#: Flags Babel guesses from the text ("100% on" looks like a %-format): the book's messages are prose,
+#: never formatted by Python, and msgfmt --check would hold the translation to the guessed directives.
+FORMAT_FLAGS = ("python-format", "python-brace-format")
+
+
+def drop_format_flags(po_path: Path) -> bool:
+    """Remove Babel's guessed format flags from one catalog; return whether it changed."""
+    import polib
+
+    catalog = polib.pofile(str(po_path), wrapwidth=76)
+    changed = False
+    for entry in catalog:
+        for flag in FORMAT_FLAGS:
+            if flag in entry.flags:
+                entry.flags.remove(flag)
+                changed = True
+    if changed:
+        catalog.save()
+    return changed
+
+
+def update_catalogs(pot_dir: Path = POT_DIR, locale_dir: Path = LOCALE_DIR) -> int:
     """``.pot`` -> ``locales/zh_CN/LC_MESSAGES/<page>.po``: new messages empty, changed ones fuzzy."""
-    cmd = [sys.executable, "-m", "sphinx_intl", "update", "-p", str(POT_DIR), "-d", str(LOCALE_DIR),
+    cmd = [sys.executable, "-m", "sphinx_intl", "update", "-p", str(pot_dir), "-d", str(locale_dir),
            "-l", LANGUAGE, "-j", "1", "--no-obsolete"]
-    return subprocess.run(cmd, cwd=ROOT, check=False).returncode
+    status = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+    for po_path in sorted((locale_dir / LANGUAGE / "LC_MESSAGES").rglob("*.po")):
+        drop_format_flags(po_path)
+    return status
 
 
 def locales() -> int:

@@ -1,4 +1,10 @@
-"""Sphinx extension local to this book: a language switch in the header of every page.
+"""Sphinx extension local to this book, for its Chinese edition (``scripts/i18n_book.py``).
+
+1. Only the prose is translated: text that a notebook's code cell printed or displayed (cell outputs,
+   a markdown table of measured times included) is marked not translatable, so it is neither extracted
+   into the catalogs nor looked up in them. Re-running a notebook therefore never makes a catalog stale,
+   and printed output stays English in both editions, as the Chinese preface says.
+2. A language switch in the header of every page.
 
 The book is built twice from the same sources (``make book``): English into ``_build/html/`` and Chinese
 (``language = zh_CN``, prose from ``locales/zh_CN/LC_MESSAGES/*.po``) into ``_build/html/zh_CN/``. Each page
@@ -13,6 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from docutils import nodes
+from sphinx.transforms import SphinxTransform
 
 #: Language code -> (folder of that edition under ``_build/html/``, label shown in the switch, lang tag).
 EDITIONS: dict[str, tuple[str, str, str]] = {
@@ -58,7 +67,27 @@ def add_template(app, config) -> None:
     config.html_theme_options = options
 
 
+OUTPUT_CLASSES = {"cell_output"}
+
+
+class OutputsNotTranslatable(SphinxTransform):
+    """Mark every text node inside a notebook cell's output as not translatable.
+
+    Runs before Sphinx's ``Locale`` transform (priority 20), which, like the gettext builder's extraction,
+    skips nodes whose ``translatable`` is false.
+    """
+
+    default_priority = 10
+
+    def apply(self, **kwargs: Any) -> None:
+        for container in self.document.findall(nodes.Element):
+            if OUTPUT_CLASSES & set(container.get("classes", [])):
+                for text in container.findall(nodes.TextElement):
+                    text["translatable"] = False
+
+
 def setup(app) -> dict[str, Any]:
+    app.add_transform(OutputsNotTranslatable)
     app.connect("config-inited", add_template)
     app.connect("html-page-context", add_switch)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
