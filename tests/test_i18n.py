@@ -152,6 +152,19 @@ def test_math_code_links_and_numbers_kept(page: str) -> None:
     assert not problems, f"{page}:\n" + "\n".join(problems)
 
 
+BLOCK_START = re.compile(r"(\d+[.)]|[-*+>]|#{1,6})(\s|$)")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_translation_starts_a_block(page: str) -> None:
+    """Sphinx parses each translation alone: "1. 自注意力" would become a list and be silently dropped.
+
+    Titles like "1. Self-attention" are translated as "1\\. 自注意力" (the backslash escapes the marker).
+    """
+    bad = [e.msgstr for e in _entries(page) if BLOCK_START.match(e.msgstr)]
+    assert not bad, f"{page}: translations that start with list/heading/quote markup (escape it): {bad}"
+
+
 @pytest.fixture(scope="module")
 def current_pot(tmp_path_factory) -> Path:
     """The English messages of today's text: Sphinx's gettext builder run afresh (about 5 s)."""
