@@ -93,7 +93,7 @@ browser: install book
 slides: install vendor
 	$(VENV)/bin/course-lib slides --pdf
 
-# [grader owner] regenerate exercises/ from solutions/
+# [grader owner] regenerate exercises/ from solutions/ (then exercises/zh_CN/ from locales/: course_lib/i18n.py)
 exercises: install
 	$(VENV)/bin/course-lib release
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # course_lib of this checkout
 LANGUAGE = "zh_CN"
 LOCALE_DIR = ROOT / "locales"
 POT_DIR = ROOT / "_build" / "gettext"
@@ -56,7 +57,12 @@ def _build(builder: str, outdir: Path, doctrees: Path, overrides: dict) -> int:
 def extract(pot_dir: Path = POT_DIR, doctrees: Path = POT_DOCTREES) -> int:
     """English messages -> ``<pot_dir>/<page>.pot`` (one per page; default ``_build/gettext``)."""
     shutil.rmtree(pot_dir, ignore_errors=True)
-    return _build("gettext", pot_dir, doctrees, {})
+    status = _build("gettext", pot_dir, doctrees, {})
+    # The exercises' instructions (markdown cells of exercises/*.ipynb), for exercises/zh_CN/.
+    from course_lib.i18n import write_templates
+
+    write_templates(ROOT / "exercises", pot_dir)
+    return status
 
 
 #: Flags Babel guesses from the text ("100% on" looks like a %-format): the book's messages are prose,

@@ -29,6 +29,9 @@ CATALOGS = ROOT / "locales" / LANGUAGE / "LC_MESSAGES"
 GLOSSARY = ROOT / "locales" / LANGUAGE / "glossary.md"
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [TOC["root"]] + [entry["file"] for entry in TOC["chapters"]]
+#: The exercises' instructions, translated into exercises/zh_CN/ by `course-lib release` (course_lib/i18n.py).
+EXERCISES = sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb"))
+CATALOG_NAMES = PAGES + [f"exercises/{name}" for name in EXERCISES]
 
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.DOTALL)
 ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
@@ -119,7 +122,7 @@ def test_protected_spans_on_known_text() -> None:
 # ---- the catalogs -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", CATALOG_NAMES)
 def test_every_message_translated_and_none_fuzzy(page: str) -> None:
     assert _catalog(page).exists(), f"{_catalog(page)} is missing: run `make locales`, then translate it"
     catalog = polib.pofile(str(_catalog(page)))
@@ -137,13 +140,13 @@ def test_every_message_translated_and_none_fuzzy(page: str) -> None:
 def test_msgfmt_check_passes() -> None:
     msgfmt = shutil.which("msgfmt")
     assert msgfmt, "msgfmt not found: `apt-get install -y gettext` (the Makefile's `unit` target does it)"
-    for page in PAGES:
+    for page in CATALOG_NAMES:
         result = subprocess.run([msgfmt, "--check", "-o", "/dev/null", str(_catalog(page))],
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"msgfmt --check {page}.po:\n{result.stderr}"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", CATALOG_NAMES)
 def test_math_code_links_and_numbers_kept(page: str) -> None:
     problems = []
     for entry in _entries(page):
@@ -177,7 +180,7 @@ def current_pot(tmp_path_factory) -> Path:
     return out / "pot"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", CATALOG_NAMES)
 def test_catalog_matches_todays_english(page: str, current_pot: Path) -> None:
     """Every English message of the page has a catalog entry and the catalog has no stale one.
 
@@ -237,16 +240,18 @@ def test_glossary_has_the_issue_terms() -> None:
     assert len(glossary_terms()) >= 15
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", CATALOG_NAMES)
 def test_glossary_terms_used_consistently(page: str) -> None:
     problems = []
     terms = [(re.compile(rf"\b{en}", re.IGNORECASE), zh) for en, zh in glossary_terms()]
     for entry in _entries(page):
         english = URL.sub(" ", LINK_TARGET.sub(" ", ROLE.sub(" ", CODE.sub(" ", MATH.sub(" ", entry.msgid)))))
-        # A quoted title kept in English in the translation ("... using Shifted Windows") is not prose.
-        kept = [q for q in re.findall(r'"([^"]+)"', english) if q in entry.msgstr]
-        for quote in kept:
-            english = english.replace(f'"{quote}"', " ")
+        # A quoted title or an italic name kept in English in the translation ("... using Shifted
+        # Windows", an exercise's part name *boolean mask*) is a name, not prose to translate.
+        spans = re.findall(r'"[^"\n]+"', english) + re.findall(r"(?<!\*)\*(?!\*)[^*\n]+\*(?!\*)", english)
+        for span in spans:
+            if span[1:-1] in entry.msgstr:
+                english = english.replace(span, " ")
         for pattern, chinese in terms:
             if pattern.search(english) and entry.msgstr and not any(c in entry.msgstr for c in chinese):
                 problems.append(f"{pattern.pattern!r} -> {chinese}: {entry.msgid[:60]!r} / "
@@ -257,9 +262,64 @@ def test_glossary_terms_used_consistently(page: str) -> None:
 def test_translations_are_chinese() -> None:
     """A sanity check on the whole edition: most of the translated text is Chinese."""
     han = total = 0
-    for page in PAGES:
+    for page in CATALOG_NAMES:
         for entry in _entries(page):
             plain = URL.sub("", CODE.sub("", MATH.sub("", entry.msgstr)))
             han += len(HAN.findall(plain))
             total += len(plain)
     assert total and han / total > 0.3, f"only {han}/{total} characters of the translations are Chinese"
+
+
+# ---- the exercises' Chinese copies ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_chinese_exercise_is_generated_and_up_to_date(name: str) -> None:
+    """exercises/zh_CN/<name>.ipynb is exactly what `course-lib release` makes from the catalog."""
+    import nbformat
+
+    from course_lib.i18n import load_catalog, translate_notebook
+
+    english = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    expected, missing = translate_notebook(english, load_catalog(_catalog(f"exercises/{name}")), name)
+    assert not missing, f"{name}: untranslated instructions: {missing[:3]}"
+    path = ROOT / "exercises" / "zh_CN" / f"{name}.ipynb"
+    assert path.exists(), f"{path} is missing: run `make exercises`"
+    stored = nbformat.read(path, as_version=4)
+    assert [c.source for c in stored.cells] == [c.source for c in expected.cells], (
+        f"{path} is out of date with exercises/{name}.ipynb and its catalog: run `make exercises` "
+        "(never edit it by hand)")
+    assert stored.metadata == expected.metadata
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_chinese_exercise_has_the_same_graded_code(name: str) -> None:
+    """Code cells (sources, outputs, tags) equal the English ones: one grader grades both copies."""
+    import nbformat
+
+    english = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    chinese = nbformat.read(ROOT / "exercises" / "zh_CN" / f"{name}.ipynb", as_version=4)
+    assert [c.cell_type for c in chinese.cells] == [c.cell_type for c in english.cells]
+    for zh_cell, en_cell in zip(chinese.cells, english.cells):
+        if en_cell.cell_type == "code":
+            assert zh_cell.source == en_cell.source
+            assert zh_cell.outputs == en_cell.outputs
+            assert zh_cell.metadata.get("tags") == en_cell.metadata.get("tags")
+    prose = "".join(c.source for c in chinese.cells if c.cell_type == "markdown")
+    assert len(HAN.findall(prose)) > 200, f"{name}: the Chinese copy's instructions are not Chinese"
+
+
+def test_blocks_give_the_cell_back_and_skip_code_and_badges() -> None:
+    from course_lib.i18n import _relocate, blocks
+
+    source = ("# Title\n\n[![Open In Colab](https://x/badge.svg)](https://colab/x.ipynb)\n\n"
+              "Some prose with `code` and $x$.\n\n```python\nprint(1)\n\nprint(2)\n```\n\n"
+              "- a list item\n- another")
+    parts = blocks(source)
+    assert "\n\n".join(text for text, _ in parts) == source
+    assert [translatable for _, translatable in parts] == [False, False, True, False, True]
+    # "# Title" has one word: not a message; the badge and the fenced code are never messages.
+    moved = _relocate("[ch](../book/a.ipynb) [o](https://o.github.io/r/book/a.html) "
+                      "[c](https://colab/github/o/r/blob/main/exercises/n.ipynb) [s](#sec)", "n", "zh_CN")
+    assert moved == ("[ch](../../book/a.ipynb) [o](https://o.github.io/r/zh_CN/book/a.html) "
+                     "[c](https://colab/github/o/r/blob/main/exercises/zh_CN/n.ipynb) [s](#sec)")

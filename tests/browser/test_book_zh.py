@@ -43,10 +43,11 @@ def test_chinese_page_renders_offline(page: str, book_url: str, zh_url: str, pro
     # The title is translated (the navigation uses it too) ...
     title = p.locator("article h1").first.inner_text()
     assert HAN.search(title), f"{page}: title not translated: {title!r}"
-    # ... and the prose is Chinese: most letters of the article are Han characters (code and outputs stay English).
+    # ... and the prose is Chinese: most letters of the article are Han characters
+    # (code and outputs stay English).
     prose = " ".join(p.locator("article p, article li, article h1, article h2").all_inner_texts())
     han, letters = len(HAN.findall(prose)), len(re.findall(r"[A-Za-z]", prose))
-    assert han > 200 and han > letters / 2, f"{page}: {han} Chinese characters against {letters} Latin letters"
+    assert han > 200 and han > letters / 2, f"{page}: {han} Chinese characters, {letters} Latin letters"
 
     mathjax = p.locator("script[src*='tex-chtml']").evaluate_all("els => els.map(e => e.src)")
     for src in mathjax:
