@@ -41,6 +41,7 @@ URL = re.compile(r"https?://[^\s)>\]`]+")
 # Numbers, except the "2" of "2-D" (二维 in Chinese).
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w]|-D\b)")
 HAN = re.compile(r"[\u4e00-\u9fff]")
+EXERCISES_ZH = f"/exercises/{LANGUAGE}/"
 
 
 def _catalog(page: str) -> Path:
@@ -75,8 +76,9 @@ def protected_spans(text: str) -> dict[str, Counter]:
     rest = ROLE.sub(" ", rest)
     code = [m.group(2) for m in CODE.finditer(rest)]
     rest = CODE.sub(" ", rest)
-    links = LINK_TARGET.findall(rest)
-    urls = URL.findall(LINK_TARGET.sub(" ", rest))
+    # A translation may send its reader to the translated exercise notebook (exercises/zh_CN/<name>).
+    links = [t.replace(EXERCISES_ZH, "/exercises/") for t in LINK_TARGET.findall(rest)]
+    urls = [u.replace(EXERCISES_ZH, "/exercises/") for u in URL.findall(LINK_TARGET.sub(" ", rest))]
     numbers = NUMBER.findall(URL.sub(" ", LINK_TARGET.sub(" ", rest)))
     return {"math": Counter(math), "role": Counter(roles), "code": Counter(code), "link": Counter(links),
             "url": Counter(urls), "number": Counter(numbers)}
