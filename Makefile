@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: install vendor book test lint unit nbval html browser slides exercises bench bench-grade clean
+.PHONY: install vendor book locales test lint unit nbval html browser slides exercises bench bench-grade clean
 
 # ---- set-up ----------------------------------------------------------------------------------
 # Creates .venv if missing and installs course_lib with its dev extras, pinned by
@@ -41,9 +41,17 @@ vendor: $(VENDOR_STAMP)
 # Notebooks are not executed (execute_notebooks: off in _config.yml): their stored outputs are shown.
 # --all rebuilds every page, so a warning in an unchanged page still fails the build; removing
 # _build/html first drops pages of files that no longer exist.
+# The Chinese edition follows into _build/html/zh_CN, same sources and settings plus language=zh_CN, its
+# prose from locales/zh_CN/LC_MESSAGES/*.po (scripts/i18n_book.py; warnings are errors there too).
 book: install vendor
 	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
+	$(PY) scripts/i18n_book.py build
+
+# [i18n owner] after the English text changed: re-extract its messages and update the catalogs.
+# New messages come out empty, changed ones fuzzy; translate them, drop the fuzzy flag, run tests/test_i18n.py.
+locales: install
+	$(PY) scripts/i18n_book.py locales
 
 # ---- checks ----------------------------------------------------------------------------------
 test: lint unit nbval html browser
@@ -52,7 +60,9 @@ test: lint unit nbval html browser
 lint: install
 	$(VENV)/bin/ruff check course_lib tests $(wildcard bench scripts)
 
+# msgfmt (Debian's gettext) checks the Chinese catalogs in tests/test_i18n.py.
 unit: install vendor
+	command -v msgfmt >/dev/null || (apt-get update && apt-get install -y gettext)
 	$(PY) -m pytest -q -n 2 tests --ignore=tests/browser
 
 # [book owner] strict nbval over book/, solutions/ and exercises/
@@ -73,6 +83,8 @@ html: book
 # CI runs as root on Debian with the apt registry reachable; playwright never downloads a browser here.
 browser: install book
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	# CJK glyphs for the Chinese edition's pages and screenshots (boxes without them)
+	fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y fonts-noto-cjk)
 	$(PY) -m pytest -q -p no:cacheprovider tests/browser
 
 # ---- instructors -----------------------------------------------------------------------------
@@ -81,7 +93,7 @@ browser: install book
 slides: install vendor
 	$(VENV)/bin/course-lib slides --pdf
 
-# [grader owner] regenerate exercises/ from solutions/
+# [grader owner] regenerate exercises/ from solutions/ (then exercises/zh_CN/ from locales/: course_lib/i18n.py)
 exercises: install
 	$(VENV)/bin/course-lib release
 

@@ -169,4 +169,7 @@ def release(source: Path, dest: Path, check: bool = False, execute: bool = True,
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         return 1
-    return 0
+    # The translated copies (exercises/zh_CN/) follow from locales/: see course_lib/i18n.py.
+    from ..i18n import release_translations
+
+    return release_translations(dest, dest.parent / "locales", check=check)
