@@ -115,6 +115,13 @@ def _mount(source: Optional[str], target: str, fstype: Optional[str], flags: int
     )
 
 
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
 def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
@@ -208,6 +215,9 @@ def enter(hide: Iterable[str] = (), tmp_mb: int = 256, close_in_watcher: Iterabl
     uid, gid = os.getuid(), os.getgid()
     hide = [os.path.realpath(h) for h in hide if h and os.path.exists(h)]
     libc = _libc()
+    threads = _threads()
+    if threads != 1:
+        raise IsolationError(22, f"unshare needs a single-threaded process; this one has {threads} threads")
     _check(
         libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID),
         "unshare(user, mount, network, IPC, UTS, PID namespaces)",

@@ -35,7 +35,7 @@ from typing import Any, Optional
 import torch
 
 from .compare import Outcome
-from .sandbox_child import SECRET_ENV, child_main
+from .sandbox_child import ENV_KEEP, SECRET_ENV, child_main
 from .spec import Raised
 
 __all__ = ["Limits", "QuestionJob", "RunReport", "run_submission", "warm_up"]
@@ -107,6 +107,7 @@ class RunReport:
 
 _CONTEXT: Optional[Any] = None
 _START_LOCK = threading.Lock()
+_SERVER_STARTED = False
 
 
 def _context() -> Any:
@@ -121,8 +122,8 @@ def _context() -> Any:
 def warm_up() -> float:
     """Start the fork server now (imports torch once); returns the seconds it took.
 
-    The server starts without the instructor's secret in its environment (``$COURSE_GRADING_SEED``
-    is left out while it starts), so no child forked from it inherits the secret in its memory.
+    The server starts without the instructor's secret in its argv or environment (see :func:`_start`),
+    so no child forked from it inherits the secret in its memory.
     """
     start = time.perf_counter()
     ctx = _context()
@@ -133,20 +134,29 @@ def warm_up() -> float:
 
 
 def _start(proc: Any) -> None:
-    """``proc.start()`` with the grader's command line and secret out of what the child receives.
+    """``proc.start()`` with the grader's command line and environment out of what the child receives.
 
     multiprocessing sends the parent's ``sys.argv`` to every child it starts, and the fork server
-    inherits the environment when it starts: both are replaced while the child starts.
+    inherits the environment when it starts (its children can read it in ``/proc/self/environ``):
+    the command line is replaced while a child starts, and the server starts with only the variables
+    a notebook needs (``$COURSE_GRADING_SEED`` and every other secret of the instructor left out).
     """
+    global _SERVER_STARTED
     with _START_LOCK:
-        argv, secret = sys.argv, os.environ.pop(SECRET_ENV, None)
+        argv, environ = sys.argv, None
         sys.argv = ["course-lib-grader"]
+        if not _SERVER_STARTED:
+            environ = dict(os.environ)
+            os.environ.clear()
+            os.environ.update({k: v for k, v in environ.items() if k in ENV_KEEP and k != SECRET_ENV})
         try:
             proc.start()
+            _SERVER_STARTED = True
         finally:
             sys.argv = argv
-            if secret is not None:
-                os.environ[SECRET_ENV] = secret
+            if environ is not None:
+                os.environ.clear()
+                os.environ.update(environ)
 
 
 def _noop() -> None:

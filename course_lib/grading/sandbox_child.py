@@ -36,13 +36,25 @@ from .compare import Outcome, graded_call
 from .spec import Raised
 from .tripwire import Tripwire
 
-__all__ = ["child_main", "call_graded", "ChildJob", "SECRET_ENV"]
+__all__ = ["child_main", "call_graded", "ChildJob", "SECRET_ENV", "ENV_KEEP"]
 
 MB = 1024 * 1024
 #: The environment variable that may hold the instructor's secret; never passed to a notebook.
 SECRET_ENV = "COURSE_GRADING_SEED"
 #: What a notebook's environment keeps from the grader's (everything else is dropped).
-_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "PYTHONHASHSEED", "VIRTUAL_ENV", "TZ")
+ENV_KEEP = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "VIRTUAL_ENV",
+    "LD_LIBRARY_PATH",
+    "OMP_NUM_THREADS",
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ def _outcome_record(outcome: Outcome) -> dict:
 def _forget_the_grader() -> None:
     """Nothing of the grader's command line or environment stays visible to the notebook."""
     sys.argv = ["submission.ipynb"]
-    keep = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
+    keep = {k: os.environ[k] for k in ENV_KEEP if k in os.environ}
     os.environ.clear()
     os.environ.update(keep)
 
