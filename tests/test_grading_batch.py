@@ -265,6 +265,8 @@ def test_batch_completes_with_one_row_each(adversarial_batch) -> None:
 @pytest.mark.parametrize("name", list(_load_fixtures()))
 def test_adversarial_scores(adversarial_batch, name: str) -> None:
     _, scores, status = adversarial_batch["fixtures"][name]
+    if name == "fork_bomb" and adversarial_batch["isolation"].get("used") != "namespaces":
+        status = "ok"  # no watcher to stop it: it runs, and its processes die with its group
     row = _gradebook(adversarial_batch["out"])[name]
     got = {q: float(row[q]) for q in scores}
     assert (got, row["status"]) == ({q: float(v) for q, v in scores.items()}, status), (
@@ -386,8 +388,9 @@ def test_output_folder_and_other_scratch_folders_out_of_reach(adversarial_batch)
 
 def test_fork_bomb_is_contained(adversarial_batch) -> None:
     fb = _feedback(adversarial_batch, "fork_bomb")
-    assert "ATTACK fork" in fb
-    assert adversarial_batch["survivors"] == [] or adversarial_batch["isolation"].get("used") != "namespaces"
+    assert adversarial_batch["survivors"] == []
+    _needs_namespaces(adversarial_batch)
+    assert "started more processes than the grader allows" in fb and "skipped" in fb
 
 
 def test_fallback_without_namespaces(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -409,6 +412,7 @@ def test_fallback_without_namespaces(tmp_path: Path, monkeypatch, capsys) -> Non
     book = _gradebook(batch["out"])
     for name in names:
         _, scores, status = batch["fixtures"][name]
+        status = "ok" if name == "fork_bomb" else status
         assert ({q: float(book[name][q]) for q in scores}, book[name]["status"]) == (
             {q: float(v) for q, v in scores.items()},
             status,
@@ -416,6 +420,7 @@ def test_fallback_without_namespaces(tmp_path: Path, monkeypatch, capsys) -> Non
     assert batch["secret"] not in _all_output_text(batch["out"])
     assert "ATTACK leaks 0 []" in _feedback(batch, "exfiltrate_secret")
     assert batch["survivors"] == []  # the fork bomb's processes share its process group
+    assert "ATTACK forked 16" in _feedback(batch, "fork_bomb")
 
     refused = main(
         [

@@ -32,6 +32,7 @@ import ctypes.util
 import os
 import signal
 import sys
+import time
 from typing import Iterable, Optional
 
 __all__ = ["IsolationError", "enter", "probe", "supported_platform"]
@@ -177,8 +178,28 @@ def _drop_capabilities() -> None:
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
-def _watch(child: int) -> None:
-    """The watcher: wait for the notebook process, then leave with its status (never returns)."""
+#: Exit status of a watcher that killed its sandbox for starting more than ``max_processes``.
+TOO_MANY_PROCESSES = 75
+
+
+def _count_processes() -> int:
+    """Processes of the sandbox: the watcher shares its mount namespace, so ``/proc`` is the sandbox's."""
+    if os.path.exists("/proc/self/stat"):
+        return 0  # still the host's /proc (the watcher is outside the sandbox's PID namespace)
+    try:
+        return sum(name.isdigit() for name in os.listdir("/proc"))
+    except OSError:
+        return 0
+
+
+def _watch(child: int, max_processes: int) -> None:
+    """The watcher: wait for the notebook process, then leave with its status (never returns).
+
+    Every 20 ms it counts the sandbox's processes; past ``max_processes`` (a fork bomb) it kills
+    process 1 of the sandbox, which takes every other process with it, and exits with
+    :data:`TOO_MANY_PROCESSES`. (``RLIMIT_NPROC`` also bounds them, except for root, whom the
+    kernel exempts.)
+    """
     for fd in range(0, 3):
         try:
             os.close(fd)
@@ -187,12 +208,18 @@ def _watch(child: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     while True:
         try:
-            _, status = os.waitpid(child, 0)
-            break
+            pid, status = os.waitpid(child, os.WNOHANG)
         except InterruptedError:
             continue
         except ChildProcessError:
             os._exit(70)
+        if pid:
+            break
+        if max_processes and _count_processes() > max_processes:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            os._exit(TOO_MANY_PROCESSES)
+        time.sleep(0.02)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         signal.signal(sig, signal.SIG_DFL)
@@ -201,12 +228,15 @@ def _watch(child: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
 
 
-def enter(hide: Iterable[str] = (), tmp_mb: int = 256, close_in_watcher: Iterable[int] = ()) -> None:
+def enter(
+    hide: Iterable[str] = (), tmp_mb: int = 256, close_in_watcher: Iterable[int] = (), max_processes: int = 0
+) -> None:
     """Move this (single-threaded, just forked) process into a fresh sandbox; see the module's doc.
 
     Returns in the sandboxed notebook process; the calling process stays behind as its watcher and
     never returns. ``close_in_watcher``: file descriptors the watcher closes (the grader's channel),
     so that the grader sees the end of the channel when the notebook process dies.
+    ``max_processes``: the watcher kills the sandbox when it holds more processes (0: no limit).
     Raises :class:`IsolationError` (in the calling process, before any fork) if a step fails.
     """
     reason = supported_platform()
@@ -251,7 +281,7 @@ def enter(hide: Iterable[str] = (), tmp_mb: int = 256, close_in_watcher: Iterabl
                 os.close(fd)
             except OSError:
                 pass
-        _watch(child)
+        _watch(child, max_processes)
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _drop_capabilities()

@@ -35,6 +35,7 @@ from typing import Any, Optional
 import torch
 
 from .compare import Outcome
+from .isolation import TOO_MANY_PROCESSES
 from .sandbox_child import ENV_KEEP, SECRET_ENV, child_main
 from .spec import Raised
 
@@ -67,7 +68,8 @@ class Limits:
     ``log_bytes``: how much of stdout/stderr is kept (head and tail).
     ``isolation``: ``"namespaces"`` (the child builds its sandbox, see :mod:`.isolation`) or ``"none"``.
     ``hide``: paths the sandbox covers (output folder, scratch folders, submitted files).
-    ``max_processes``: ``RLIMIT_NPROC`` inside the sandbox (counts the sandbox's own processes).
+    ``max_processes``: processes a sandbox may hold at once (its watcher kills it past that; also
+    ``RLIMIT_NPROC`` inside, which the kernel does not apply to root).
     """
 
     timeout: float = 60.0
@@ -230,6 +232,10 @@ def _death(proc: Any, killed_by_us: bool) -> _Stop:
                 "the process was killed (SIGKILL), possibly by the system for using too much memory",
             )
         return _Stop("crashed", f"the process died from {_SIGNALS.get(sig, f'signal {sig}')}")
+    if code == TOO_MANY_PROCESSES:
+        return _Stop(
+            "crashed", "it started more processes than the grader allows (a fork bomb?); all were killed"
+        )
     return _Stop("crashed", f"the process exited with code {code} (os._exit or a kernel that died)")
 
 
@@ -253,9 +259,9 @@ def _receive(conn: Any, proc: Any, deadline: float, timeout: float, what: str) -
         if conn.poll(min(remaining, 0.25)):
             try:
                 data = conn.recv_bytes(_MAX_MESSAGE)
-            except EOFError:
+            except (EOFError, ConnectionError):
                 raise _death(proc, False) from None
-            except OSError:
+            except OSError:  # "bad message length": more than _MAX_MESSAGE
                 raise _Stop("bad_output", "sent back more data than the grader accepts") from None
             head, _, payload = data.partition(b"\n")
             try:

@@ -179,7 +179,12 @@ def _enter_sandbox(conn: Any, scratch: str, limits: Any) -> str:
         return scratch
     copy = os.path.join(scratch, "submission.ipynb")
     notebook = open(copy, "rb").read() if os.path.exists(copy) else b""
-    isolation.enter(limits.hide, tmp_mb=max(limits.file_mb * 2, 64), close_in_watcher=[conn.fileno()])
+    isolation.enter(
+        limits.hide,
+        tmp_mb=max(limits.file_mb * 2, 64),
+        close_in_watcher=[conn.fileno()],
+        max_processes=limits.max_processes,
+    )
     # Now process 1 of the sandbox: the process limit counts this namespace's processes only.
     nproc = limits.max_processes
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
