@@ -49,6 +49,7 @@ __all__ = [
     "read_code_cells",
     "resolve_seed",
     "choose_isolation",
+    "wipe_from_proc",
     "STATUS_ORDER",
     "DEFAULT_SEED",
 ]
@@ -109,6 +110,34 @@ def resolve_seed(
         file=sys.stderr,
     )
     return DEFAULT_SEED, "default"
+
+
+def wipe_from_proc(secret: str) -> bool:
+    """Overwrite ``secret`` where ``/proc/<this pid>/cmdline`` and ``environ`` read it (the original
+    command line and environment in this process's memory), with ``*`` of the same length.
+
+    ``--seed SECRET`` and ``$COURSE_GRADING_SEED`` are otherwise readable by every process of the
+    same user (``cmdline`` by every user) for as long as the grader runs. Linux only; best effort:
+    ``False`` if nothing could be overwritten. ``--seed-file`` needs none of this.
+    """
+    if not secret or not sys.platform.startswith("linux"):
+        return False
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        # fields 48-51 of stat (arg_start, arg_end, env_start, env_end); [0] here is field 3
+        regions = [(int(fields[45]), int(fields[46])), (int(fields[47]), int(fields[48]))]
+        needle, wiped = secret.encode(), False
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            for start, end in regions:
+                mem.seek(start)
+                data = mem.read(end - start)
+                if needle in data:
+                    mem.seek(start)
+                    mem.write(data.replace(needle, b"*" * len(needle)))
+                    wiped = True
+        return wiped
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def choose_isolation(mode: str, hide: Sequence[str] = ()) -> tuple[str, str]:
@@ -455,6 +484,8 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
 
     assignment = options.assignment
     seed, seed_source = resolve_seed(options.seed, options.seed_file)
+    if seed_source in ("argument", "environment"):
+        wipe_from_proc(seed)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "grading.json"
