@@ -462,3 +462,30 @@ def test_scrub_is_the_last_line_of_defence() -> None:
         "n": 3,
         "q": [{"m": ("a [secret removed]",)}],
     }
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_wipe_from_proc_hides_a_secret_given_on_the_command_line() -> None:
+    """What ``ps`` and ``/proc/<grader>/{cmdline,environ}`` show no longer holds the secret."""
+    import subprocess
+
+    code = (
+        "import sys; from course_lib.grading.grader import wipe_from_proc; "
+        "print(wipe_from_proc('tfv-on-the-command-line'), flush=True); sys.stdin.read()"
+    )
+    env = {**os.environ, "COURSE_GRADING_SEED": "tfv-on-the-command-line"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--seed", "tfv-on-the-command-line"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "True"
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        assert b"--seed\0***********************" in cmdline
+        assert b"tfv-on-the-command-line" not in cmdline + environ
+    finally:
+        proc.communicate("")
