@@ -489,3 +489,26 @@ def test_wipe_from_proc_hides_a_secret_given_on_the_command_line() -> None:
         assert b"tfv-on-the-command-line" not in cmdline + environ
     finally:
         proc.communicate("")
+
+
+def test_hidden_paths_never_hide_the_python_environment(tmp_path: Path, monkeypatch) -> None:
+    """Submissions and --out inside a folder that holds the Python environment (say, the course's
+    repository): their files are hidden, not that folder."""
+    from course_lib.grading.grader import _hidden_paths
+
+    repo = tmp_path / "repo"
+    (repo / "lib").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(repo / "lib")])
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    seed = tmp_path / "seed.txt"
+    hide = set(_hidden_paths(repo, str(tmp_path / "scratch"), [repo / "a.ipynb", subs / "b.ipynb"], seed))
+    assert str(repo) not in hide and str(repo / "lib") not in hide
+    assert {
+        str(repo / "a.ipynb"),
+        str(repo / "records"),
+        str(repo / "feedback"),
+        str(subs),
+        str(seed),
+    } <= hide
+    assert str(tmp_path / "scratch") in hide

@@ -182,15 +182,25 @@ def _hidden_paths(
     out: Path, scratch_root: str, sources: Sequence[Path], seed_file: Optional[Path]
 ) -> list[str]:
     """What a sandboxed notebook must not see: the output folder, every scratch folder, the submitted
-    files (their folder, unless it also holds the Python environment or course_lib), the seed file."""
+    files, the seed file. A folder that also holds the Python environment or course_lib (say, the
+    course's repository) is not hidden whole: its grading files are."""
     keep = [Path(p).resolve() for p in [sys.prefix, *sys.path, Path(__file__).parents[2]] if p]
-    hide = {str(out.resolve()), str(Path(scratch_root).resolve())}
+
+    def holds_keep(folder: Path) -> bool:
+        return folder == Path("/") or any(k == folder or folder in k.parents for k in keep)
+
+    hide = {str(Path(scratch_root).resolve())}
+    out = out.resolve()
+    if holds_keep(out):
+        for sub in ("records", "feedback", "gradescope"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+            hide.add(str(out / sub))
+        hide |= {str(out / "gradebook.csv"), str(out / "grading.json")}
+    else:
+        hide.add(str(out))
     for src in sources:
         folder = src.resolve().parent
-        if any(k == folder or folder in k.parents for k in keep) or folder == Path("/"):
-            hide.add(str(src.resolve()))
-        else:
-            hide.add(str(folder))
+        hide.add(str(src.resolve()) if holds_keep(folder) else str(folder))
     if seed_file is not None:
         hide.add(str(Path(seed_file).resolve()))
     return sorted(hide)
