@@ -163,5 +163,7 @@ def test_run_autograder_in_a_fake_container(bundle: Path, tmp_path: Path) -> Non
         "No Jupyter notebook (.ipynb) in your submission (found: answers.py)"
         in results["no_notebook"]["output"]
     )
-    # the secret shipped in the bundle seeds the hidden tests and shows up nowhere
+    # the secret shipped in the bundle seeds the hidden tests, shows up nowhere, and is deleted before
+    # the notebook runs (without namespaces, as in Docker, the notebook could read the file)
     assert "gradescope-secret" not in json.dumps(results)
+    assert not (tmp_path / "solution" / "source" / "seed").exists()

@@ -4,7 +4,8 @@ Gradescope runs one container per submission: the submitted files are in ``ROOT/
 result must go to ``ROOT/results/results.json`` (``ROOT`` is ``/autograder``, or
 ``$AUTOGRADER_ROOT``, which lets a test replay the layout in a temporary folder). The bundle built by
 ``course-lib autograder`` puts ``autograder.json`` (assignment and limits) and, optionally, ``seed``
-(the instructor's secret) in ``ROOT/source/``. Whatever happens, a ``results.json`` is written.
+(the instructor's secret, read then deleted before the notebook runs) in ``ROOT/source/``. Whatever
+happens, a ``results.json`` is written.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def _zero(config: dict, message: str) -> dict:
     }
 
 
+def _take_secret(path: Path) -> Optional[str]:
+    """The secret from the bundle's ``seed`` file, which is then deleted: the container is this
+    submission's alone, and without namespaces (Docker forbids them) its code could read the file."""
+    if not path.exists():
+        return None
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return text.splitlines()[0].strip() if text else None
+
+
 def _pick(files: list[Path], assignment: str) -> tuple[Optional[Path], str]:
     notebooks = sorted(p for p in files if p.suffix == ".ipynb" and p.is_file())
     if not notebooks:
@@ -70,7 +84,7 @@ def run(root: Path) -> int:
         if chosen is None:
             _write_results(root, _zero(config, note))
             return 0
-        seed_file = root / "source" / "seed"
+        secret = _take_secret(root / "source" / "seed")
         with tempfile.TemporaryDirectory(prefix="course-gradescope-") as tmp:
             options = GradeOptions(
                 assignment=assignment,
@@ -78,7 +92,7 @@ def run(root: Path) -> int:
                 jobs=1,
                 timeout=float(config.get("timeout", 60)),
                 memory_mb=int(config.get("memory_mb", 2048)),
-                seed_file=seed_file if seed_file.exists() else None,
+                seed=secret,
                 isolation=str(config.get("isolation", "auto")),
                 progress=False,
                 force=True,
