@@ -512,3 +512,16 @@ def test_hidden_paths_never_hide_the_python_environment(tmp_path: Path, monkeypa
         str(seed),
     } <= hide
     assert str(tmp_path / "scratch") in hide
+
+
+def test_seed_file_errors_are_clear(tmp_path: Path, capsys) -> None:
+    nb = tmp_path / "x.ipynb"
+    nb.write_text("{}")
+    base = ["grade", "--assignment", "01", str(nb), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main([*base, "--seed-file", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read the seed file" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n")
+    assert main([*base, "--seed-file", str(tmp_path / "empty.txt")]) == 2
+    assert "is empty" in capsys.readouterr().err
+    assert main([*base, "--seed-file", str(tmp_path / "empty.txt"), "--seed", "x"]) == 2
+    assert "not both" in capsys.readouterr().err
