@@ -57,10 +57,20 @@ def _copy_to_torch_layer(ours: TransformerBlock, layer: nn.TransformerEncoderLay
 @pytest.mark.parametrize("pre_norm", [True, False])
 def test_block_equals_torch_encoder_layer(pre_norm: bool) -> None:
     ours = _randomize(TransformerBlock(DIM, HEADS, norm_eps=1e-5, pre_norm=pre_norm)).double().eval()
-    layer = nn.TransformerEncoderLayer(
-        DIM, HEADS, dim_feedforward=4 * DIM, dropout=0.0, activation="gelu",
-        layer_norm_eps=1e-5, batch_first=True, norm_first=pre_norm,
-    ).double().eval()
+    layer = (
+        nn.TransformerEncoderLayer(
+            DIM,
+            HEADS,
+            dim_feedforward=4 * DIM,
+            dropout=0.0,
+            activation="gelu",
+            layer_norm_eps=1e-5,
+            batch_first=True,
+            norm_first=pre_norm,
+        )
+        .double()
+        .eval()
+    )
     _copy_to_torch_layer(ours, layer)
     x = torch.randn(2, 7, DIM, dtype=torch.float64)
     torch.testing.assert_close(ours(x), layer(x), **tol(torch.float64))
@@ -77,8 +87,15 @@ def test_post_norm_block_equals_hand_formula() -> None:
 
     a, _ = mha(x, x, x, need_weights=False)
     h = ln(x + a, ours.norm1)
-    y = ln(h + F.linear(F.gelu(F.linear(h, ours.mlp.fc1.weight, ours.mlp.fc1.bias)),
-                        ours.mlp.fc2.weight, ours.mlp.fc2.bias), ours.norm2)
+    y = ln(
+        h
+        + F.linear(
+            F.gelu(F.linear(h, ours.mlp.fc1.weight, ours.mlp.fc1.bias)),
+            ours.mlp.fc2.weight,
+            ours.mlp.fc2.bias,
+        ),
+        ours.norm2,
+    )
     torch.testing.assert_close(ours(x), y, **tol(torch.float32))
 
 

@@ -79,8 +79,8 @@ def test_config_builds_offline_without_executing() -> None:
 
 
 @pytest.mark.parametrize(
-    "folder", ["exercises", "solutions", "node_modules", ".venv", "_build", "_vendor", "tests", "bench",
-               "README.md"]
+    "folder",
+    ["exercises", "solutions", "node_modules", ".venv", "_build", "_vendor", "tests", "bench", "README.md"],
 )
 def test_config_excludes_non_book_folders(folder: str) -> None:
     patterns = CONFIG["exclude_patterns"]
@@ -158,8 +158,11 @@ def excused_cells_without_reason(nb: nbformat.NotebookNode) -> list[int]:
         if cell.cell_type != "code":
             continue
         tags = set(cell.metadata.get("tags", []))
-        comments = {line.strip().lstrip("#").strip() for line in cell.source.splitlines()
-                    if line.strip().startswith("#")}
+        comments = {
+            line.strip().lstrip("#").strip()
+            for line in cell.source.splitlines()
+            if line.strip().startswith("#")
+        }
         if (tags & EXCUSE_TAGS or comments & EXCUSE_COMMENTS) and not REASON.search(cell.source):
             bad.append(index)
     return bad
@@ -215,8 +218,10 @@ def sanitize(text: str) -> str:
         ("100%|██████████| 50/50 [00:03<00:00, 12.34it/s]", "100%|██████████| 50/50 [00:05<00:00, 9.80it/s]"),
         ("throughput 1234.5 img/s", "throughput 987.0 img/s"),
         ("/tmp/ipykernel_1234/2345.py:3: UserWarning: x", "/tmp/ipykernel_99/88.py:3: UserWarning: x"),
-        ("/work/main/.venv/lib/python3.11/site-packages/torch/nn/f.py:5: UserWarning",
-         "/home/u/env/lib/python3.12/site-packages/torch/nn/f.py:5: UserWarning"),
+        (
+            "/work/main/.venv/lib/python3.11/site-packages/torch/nn/f.py:5: UserWarning",
+            "/home/u/env/lib/python3.12/site-packages/torch/nn/f.py:5: UserWarning",
+        ),
     ],
 )
 def test_sanitizer_hides_what_varies(first: str, second: str) -> None:

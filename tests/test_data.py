@@ -72,8 +72,7 @@ def test_digits_split_is_a_stratified_partition_of_sklearns_data(sk_digits):
     assert torch.allclose(raw, raw.round()) and raw.min() == 0 and raw.max() == 16
     # Every (image, label) pair of sklearn appears exactly once across train + test.
     ours = sorted(
-        (tuple(r.round().int().tolist()), int(lab))
-        for r, lab in zip(raw, torch.cat([d.y_train, d.y_test]))
+        (tuple(r.round().int().tolist()), int(lab)) for r, lab in zip(raw, torch.cat([d.y_train, d.y_test]))
     )
     ref = sorted(
         (tuple(r.astype(int).tolist()), int(lab)) for r, lab in zip(sk_digits.data, sk_digits.target)

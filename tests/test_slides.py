@@ -131,9 +131,13 @@ def test_every_url_is_relative_and_vendored(sample_deck: Path) -> None:
     assert {"vendor/require.js", "vendor/jquery.min.js", "vendor/mathjax2/MathJax.js"} <= set(local)
     for asset in local:
         assert (out / asset).is_file(), asset
-    for path in ("reveal.js/dist/reveal.js", "reveal.js/plugin/notes/notes.js",
-                 "reveal.js/dist/theme/white.css", "widgets/embed-amd.js",
-                 "mathjax2/config/TeX-AMS_CHTML-full.js"):
+    for path in (
+        "reveal.js/dist/reveal.js",
+        "reveal.js/plugin/notes/notes.js",
+        "reveal.js/dist/theme/white.css",
+        "widgets/embed-amd.js",
+        "mathjax2/config/TeX-AMS_CHTML-full.js",
+    ):
         assert (out / "vendor" / path).is_file(), path
     # reveal.js, MathJax and the widget renderer are loaded by require.js / script at run time
     assert '"vendor/reveal.js/dist/reveal.js"' in html and "'vendor/widgets/embed-amd.js'" in html
@@ -168,8 +172,9 @@ def test_deck_follows_its_notebook(tmp_path: Path) -> None:
 @needs_vendor
 def test_missing_exercises_get_a_final_slide(tmp_path: Path) -> None:
     nb = nbformat.read(SAMPLE, as_version=4)
-    nb.cells = [c for c in nb.cells
-                if "Exercises" not in c.source and "weights of every query" not in c.source]
+    nb.cells = [
+        c for c in nb.cells if "Exercises" not in c.source and "weights of every query" not in c.source
+    ]
     path = tmp_path / "03_no_exercises.ipynb"
     nbformat.write(nb, path)
     shutil.copy(SAMPLE.with_name("slides_sample_diagram.png"), tmp_path)

@@ -17,17 +17,22 @@ Instructors
     course-lib release                    # solutions/*.ipynb -> exercises/*.ipynb (make exercises)
     course-lib release --check            # exit 1 if exercises/ is stale
     course-lib grade --assignment 01_self_attention submissions/*.ipynb --out grades/01 \\
-        --jobs 4 --timeout 60 --memory-mb 3072 --seed "$SECRET"
+        --jobs 4 --timeout 60 --memory-mb 3072 --seed-file ~/.course-secret
+    course-lib autograder --assignment 01_self_attention --out autograder.zip --seed-file ~/.course-secret
 
 ``grade`` executes every submission in its own process (a fork of a warm server that has imported
 torch once) in a scratch copy, under a wall-clock timeout and a memory limit (``RLIMIT_DATA``; the
-~0.8 GB that torch itself maps count too). The student's process only *returns outputs*: the grader
-sends it the inputs, receives tensors (``torch.load(weights_only=True)``, never pickle), and
-compares them with the reference in its own process. Hidden inputs are drawn from a generator
-seeded by ``--seed`` (or ``$COURSE_GRADING_SEED``), so they cannot be computed in advance from this
-public package. Outputs, written atomically by the grader only: ``gradebook.csv``,
-``feedback/<submission>.md``, ``gradescope/<submission>/results.json``, and ``records/`` (signed
-per-submission results: a re-run skips what was already graded with the same arguments).
+~0.8 GB that torch itself maps count too), inside a sandbox of Linux namespaces where the kernel
+allows one (:mod:`.isolation`: no network, read-only files, private ``/tmp``, the output folder and
+the other submissions hidden, every process it starts killed with it; ``--isolation``). The
+student's process only *returns outputs*: the grader sends it the inputs, receives tensors
+(``torch.load(weights_only=True)``, never pickle), and compares them with the reference in its own
+process. Hidden inputs are drawn from a generator seeded by the instructor's secret
+(``--seed-file``, ``$COURSE_GRADING_SEED`` or ``--seed``), so they cannot be computed in advance
+from this public package; the secret never reaches a submission's process. Outputs, written
+atomically by the grader only: ``gradebook.csv``, ``feedback/<submission>.md``,
+``gradescope/<submission>/results.json``, and ``records/`` (signed per-submission results: a re-run
+skips what was already graded with the same arguments).
 
 Status codes (``gradebook.csv``'s ``status`` column, ``;``-joined, ``ok`` when none applies):
 ``invalid_notebook`` (not JSON / not a notebook), ``syntax_error``, ``exception`` (a cell or a graded

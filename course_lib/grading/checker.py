@@ -9,9 +9,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .compare import Outcome, Verdict, judge
-from .spec import PUBLIC_SECRET, Assignment, Case, Question, Raised, case_generator, evaluate_reference
-from .tripwire import Tripwire
+from .compare import Outcome, Verdict, graded_call, judge
+from .spec import PUBLIC_SECRET, Assignment, Case, Question, case_generator, evaluate_reference
+from .tripwire import TAMPERED, Tripwire
 
 __all__ = ["check", "CheckReport", "run_public_tests", "find_question"]
 
@@ -58,10 +58,12 @@ class CheckReport:
                 line += f": {p.message}"
             lines.append(line)
         if self.reference_used:
+            what = f"calls {self.reference_used}" if self.reference_used != TAMPERED else self.reference_used
             lines.append(
-                f"  {FAIL} your function calls {self.reference_used}, the reference implementation of "
-                f"what it "
-                f"should implement: it gets no credit when graded"
+                f"  {FAIL} your function {what}, the reference implementation of what it should "
+                f"implement: it gets no credit when graded"
+                if what.startswith("calls ")
+                else f"  {FAIL} your function {what}: it gets no credit when graded"
             )
         return "\n".join(lines)
 
@@ -99,18 +101,7 @@ def find_question(
 def _outcome(fn: Callable, case: Case, wire: Tripwire, device: Optional[torch.device]) -> Outcome:
     if device is not None:
         case = Case(_to(case.args, device), {k: _to(v, device) for k, v in case.kwargs.items()}, case.label)
-    try:
-        with wire:
-            value = case.call(fn)
-    except Exception as exc:
-        return Outcome("raised", raised=Raised.from_exception(exc))
-    if wire.hit:
-        return Outcome("reference_used", message=f"calls {wire.hit}")
-    try:
-        value = _to_cpu(value)
-    except (TypeError, RuntimeError) as exc:
-        return Outcome("bad_output", message=str(exc))
-    return Outcome("value", value=value)
+    return graded_call(fn, case.args, dict(case.kwargs), wire, device=device)
 
 
 def _to(x: Any, device: torch.device) -> Any:
@@ -120,16 +111,6 @@ def _to(x: Any, device: torch.device) -> Any:
         return type(x)(_to(v, device) for v in x)
     if isinstance(x, dict):  # e.g. a block's weights by name
         return {k: _to(v, device) for k, v in x.items()}
-    return x
-
-
-def _to_cpu(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        if x.device.type == "meta":
-            raise TypeError("returned a tensor on the 'meta' device, which holds no values")
-        return x.detach().cpu()
-    if isinstance(x, (tuple, list)):
-        return tuple(_to_cpu(v) for v in x)
     return x
 
 

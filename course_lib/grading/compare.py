@@ -24,6 +24,9 @@ __all__ = [
     "judge",
     "matches_variant",
     "is_close",
+    "BadOutput",
+    "pack_output",
+    "graded_call",
 ]
 
 #: Outcome kinds a graded call can have (the child process reports them; ``check`` builds them locally).
@@ -57,6 +60,84 @@ class Verdict:
     passed: bool
     message: str = ""
     issue: Optional[str] = None
+
+
+# ---- one graded call and its output, the same in check() and in the batch grader ------------------
+
+
+class BadOutput(Exception):
+    """The graded function returned something the grader does not accept (the message says what)."""
+
+
+def pack_output(
+    value: Any, budget: Optional[list] = None, device: Optional[torch.device] = None, depth: int = 0
+) -> Any:
+    """The output as the grader compares it: plain CPU tensors (compact copies), numbers, ``None``,
+    and tuples of them (at most 3 deep, 16 long); anything else raises :class:`BadOutput`.
+
+    ``device``: the device of the inputs (the CPU by default); a tensor there is copied to the CPU,
+    a tensor elsewhere is an error. ``budget``: a one-item list, the tensor elements still allowed.
+    """
+    if isinstance(value, torch.Tensor):
+        allowed = device.type if device is not None else "cpu"
+        if value.device.type != allowed or value.device.type == "meta":
+            raise BadOutput(
+                f"returned a tensor on device '{value.device}'; the grader's inputs are on '{allowed}': "
+                f"return your result on the device of the inputs"
+            )
+        if value.is_sparse or value.layout != torch.strided:
+            value = value.to_dense()
+        if budget is not None:
+            budget[0] -= value.numel()
+            if budget[0] < 0:
+                raise BadOutput("returned more tensor elements than the grader accepts (output too large)")
+        return value.detach().as_subclass(torch.Tensor).to("cpu", copy=True).contiguous()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        if depth >= 3 or len(value) > 16:
+            raise BadOutput("returned a nested or long sequence; return a tensor or a small tuple of tensors")
+        return tuple(pack_output(v, budget, device, depth + 1) for v in value)
+    kind = type(value).__module__ + "." + type(value).__qualname__
+    if kind.startswith("numpy."):
+        raise BadOutput(f"returned a {kind}; return a torch.Tensor (torch.from_numpy converts)")
+    raise BadOutput(f"returned a {kind}, expected a tensor")
+
+
+def graded_call(
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    wire: Any,
+    budget: Optional[list] = None,
+    device: Optional[torch.device] = None,
+    catch: tuple = (Exception,),
+) -> Outcome:
+    """Call the student's ``fn(*args, **kwargs)`` under the tripwire ``wire`` and say what happened.
+
+    The one path from a call to an :class:`Outcome` that ``check()`` and the grader's sandboxed child
+    share: the tripwire's rule (:meth:`Tripwire.verdict`) wins over any result or exception, then an
+    exception is ``raised``, then the output is marshalled by :func:`pack_output`.
+    """
+    try:
+        with wire:
+            value = fn(*args, **kwargs)
+    except catch as exc:
+        used = wire.verdict()
+        if used:
+            return Outcome("reference_used", message=used)
+        return Outcome("raised", raised=Raised.from_exception(exc))
+    used = wire.verdict()
+    if used:
+        return Outcome("reference_used", message=used)
+    try:
+        return Outcome("value", value=pack_output(value, budget, device))
+    except BadOutput as exc:
+        return Outcome("bad_output", message=str(exc))
 
 
 def _fmt_shape(shape) -> str:

@@ -6,23 +6,27 @@ Layout of ``--out DIR`` (everything written atomically by the grader's process, 
     DIR/feedback/<submission>.md               per question: points, what failed, hints; cell errors; output
     DIR/gradescope/<submission>/results.json   Gradescope's autograder format
     DIR/records/<submission>.json              the full result, signed with a key derived from the seed
-    DIR/grading.json                           which assignment this folder holds
+    DIR/grading.json                           which assignment this folder holds, the isolation used
+                                               (and why it was reduced, if it was), where the seed came from
 
 A submission whose record already exists with the same content hash and the same grading arguments
 (assignment spec, seed, limits) is skipped unless ``force=True``.
+
+The instructor's secret (``--seed-file``, ``$COURSE_GRADING_SEED`` or ``--seed``) stays in this
+process; every submission runs in a child forked from a server that never saw it, inside a namespace
+sandbox when the kernel allows one (``--isolation``, see :mod:`.isolation`).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import inspect
-import io
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,44 +35,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from . import isolation
 from .compare import Outcome, Verdict, judge
+from .reports import STATUS_ORDER, atomic_write, gradebook_csv, scrub, write_outputs
 from .sandbox import Limits, QuestionJob, run_submission, warm_up
+from .sandbox_child import SECRET_ENV
 from .spec import PUBLIC_SECRET, Assignment, Case, case_generator, evaluate_reference
 
-__all__ = ["GradeOptions", "grade", "resolve_submissions", "read_code_cells", "STATUS_ORDER", "DEFAULT_SEED"]
+__all__ = [
+    "GradeOptions",
+    "grade",
+    "resolve_submissions",
+    "read_code_cells",
+    "resolve_seed",
+    "choose_isolation",
+    "wipe_from_proc",
+    "STATUS_ORDER",
+    "DEFAULT_SEED",
+]
 
 ENGINE_VERSION = "1"
 DEFAULT_SEED = "course-lib-default-seed"
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
-#: Status codes, most severe first (``gradebook.csv`` lists those that apply in this order).
-STATUS_ORDER = (
-    "invalid_notebook",
-    "crashed",
-    "timeout",
-    "memory_limit",
-    "sys_exit",
-    "syntax_error",
-    "exception",
-    "missing_function",
-    "not_implemented",
-    "bad_output",
-    "reference_used",
-)
-STATUS_TEXT = {
-    "invalid_notebook": "the file is not a readable Jupyter notebook",
-    "crashed": "the process running the notebook died (os._exit, a segfault, or it was killed)",
-    "timeout": "something ran longer than the time limit",
-    "memory_limit": "something used more memory than allowed",
-    "sys_exit": "sys.exit() was called",
-    "syntax_error": "a cell has a syntax error",
-    "exception": "a cell or a graded function raised an exception",
-    "missing_function": "a graded function is not defined",
-    "not_implemented": "a graded function still raises NotImplementedError",
-    "bad_output": (
-        "a graded function returned something that is not a tensor/number, on the wrong device, or too large"
-    ),
-    "reference_used": "a graded function calls the reference implementation of what it should implement",
-}
+ISOLATION_MODES = ("auto", "namespaces", "none")
 
 
 @dataclass
@@ -84,6 +73,137 @@ class GradeOptions:
     force: bool = False
     progress: bool = True
     hidden_visibility: str = "after_published"
+    seed_file: Optional[Path] = None
+    isolation: str = "auto"
+
+
+# ---- the secret and the sandbox ---------------------------------------------------------------------
+
+
+def resolve_seed(
+    seed: Optional[str] = None, seed_file: Optional[str | os.PathLike] = None
+) -> tuple[str, str]:
+    """The instructor's secret and where it came from: ``seed_file`` (its first line), else ``seed``,
+    else ``$COURSE_GRADING_SEED``, else the public default (with a warning).
+
+    The secret stays in the grader's process: it seeds the hidden inputs and the records' signatures,
+    and is passed to no child process, in no argument, environment variable or file it can read.
+    """
+    if seed_file is not None:
+        try:
+            text = Path(seed_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read the seed file {seed_file}: {exc.strerror or exc}") from None
+        secret = text.splitlines()[0].strip() if text.strip() else ""
+        if not secret:
+            raise ValueError(f"the seed file {seed_file} is empty")
+        return secret, "file"
+    if seed is not None:
+        if not seed:
+            raise ValueError("--seed is empty")
+        return seed, "argument"
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        return env, "environment"
+    print(
+        "warning: no --seed-file (nor $COURSE_GRADING_SEED): hidden inputs use the public default seed",
+        file=sys.stderr,
+    )
+    return DEFAULT_SEED, "default"
+
+
+def wipe_from_proc(secret: str) -> bool:
+    """Overwrite ``secret`` where ``/proc/<this pid>/cmdline`` and ``environ`` read it (the original
+    command line and environment in this process's memory), with ``*`` of the same length.
+
+    ``--seed SECRET`` and ``$COURSE_GRADING_SEED`` are otherwise readable by every process of the
+    same user (``cmdline`` by every user) for as long as the grader runs. Linux only; best effort:
+    ``False`` if nothing could be overwritten. ``--seed-file`` needs none of this.
+    """
+    if not secret or not sys.platform.startswith("linux"):
+        return False
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        # fields 48-51 of stat (arg_start, arg_end, env_start, env_end); [0] here is field 3
+        regions = [(int(fields[45]), int(fields[46])), (int(fields[47]), int(fields[48]))]
+        needle, wiped = secret.encode(), False
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            for start, end in regions:
+                mem.seek(start)
+                data = mem.read(end - start)
+                if needle in data:
+                    mem.seek(start)
+                    mem.write(data.replace(needle, b"*" * len(needle)))
+                    wiped = True
+        return wiped
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def choose_isolation(mode: str, hide: Sequence[str] = ()) -> tuple[str, str]:
+    """``("namespaces" | "none", reason)`` for ``--isolation mode``.
+
+    ``auto`` tries the namespace sandbox (:func:`isolation.probe`, in a fresh interpreter) and falls
+    back to process limits only, saying why, where the kernel or a container forbids it;
+    ``namespaces`` refuses to grade without it (``ValueError``); ``none`` does not try.
+    """
+    if mode not in ISOLATION_MODES:
+        raise ValueError(f"--isolation must be one of {', '.join(ISOLATION_MODES)}, got {mode!r}")
+    if mode == "none":
+        return "none", "--isolation none"
+    reason = _probe_isolation(hide)
+    if reason is None:
+        return "namespaces", ""
+    if mode == "namespaces":
+        raise ValueError(f"--isolation namespaces: the sandbox cannot be built here: {reason}")
+    return "none", reason
+
+
+def _probe_isolation(hide: Sequence[str]) -> Optional[str]:
+    reason = isolation.supported_platform()
+    if reason:
+        return reason
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", isolation.__file__, *hide],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the sandbox test could not run: {exc}"
+    if done.returncode == 0:
+        return None
+    return (done.stdout.strip() or done.stderr.strip().splitlines()[-1:] or ["unknown"])[-1]
+
+
+def _hidden_paths(
+    out: Path, scratch_root: str, sources: Sequence[Path], seed_file: Optional[Path]
+) -> list[str]:
+    """What a sandboxed notebook must not see: the output folder, every scratch folder, the submitted
+    files, the seed file. A folder that also holds the Python environment or course_lib (say, the
+    course's repository) is not hidden whole: its grading files are."""
+    keep = [Path(p).resolve() for p in [sys.prefix, *sys.path, Path(__file__).parents[2]] if p]
+
+    def holds_keep(folder: Path) -> bool:
+        return folder == Path("/") or any(k == folder or folder in k.parents for k in keep)
+
+    hide = {str(Path(scratch_root).resolve())}
+    out = out.resolve()
+    if holds_keep(out):
+        for sub in ("records", "feedback", "gradescope"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+            hide.add(str(out / sub))
+        hide |= {str(out / "gradebook.csv"), str(out / "grading.json")}
+    else:
+        hide.add(str(out))
+    for src in sources:
+        folder = src.resolve().parent
+        hide.add(str(src.resolve()) if holds_keep(folder) else str(folder))
+    if seed_file is not None:
+        hide.add(str(Path(seed_file).resolve()))
+    return sorted(hide)
 
 
 # ---- inputs -----------------------------------------------------------------------------------------
@@ -264,6 +384,7 @@ def _grade_one(
     assignment: Assignment,
     prepared: dict,
     limits: Limits,
+    scratch_root: str,
 ) -> dict:
     start = time.perf_counter()
     record: dict[str, Any] = {"submission": name, "source": str(path), "assignment": assignment.name}
@@ -293,7 +414,7 @@ def _grade_one(
             )
             for q in assignment.questions
         ]
-        scratch = tempfile.mkdtemp(prefix="course-grade-")
+        scratch = tempfile.mkdtemp(prefix="sub-", dir=scratch_root)
         try:
             (Path(scratch) / "submission.ipynb").write_bytes(data or b"")
             report = run_submission(cells, jobs, scratch, limits)
@@ -329,126 +450,9 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(path, onerror=unlock)
 
 
-# ---- outputs -----------------------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _sign(record: dict, key: bytes) -> str:
     body = json.dumps({k: v for k, v in record.items() if k != "hmac"}, sort_keys=True, default=str)
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-
-
-def _pts(x: float) -> str:
-    return f"{x:g}"
-
-
-def feedback_markdown(record: dict, assignment: Assignment) -> str:
-    """The student's feedback file."""
-    lines = [
-        f"# {assignment.title}: feedback for `{record['submission']}`",
-        "",
-        f"**Score: {_pts(record['total'])} / {_pts(record['max_total'])}**  ",
-        f"Status: `{record['status']}`",
-        "",
-    ]
-    if record["status"] != "ok":
-        for code in record["status"].split(";"):
-            lines.append(f"- `{code}`: {STATUS_TEXT.get(code, code)}")
-        lines.append("")
-    for q in record["questions"]:
-        lines += [
-            f"## {q['id']}: {q['title']} (`{q['function']}`): {_pts(q['score'])} / {_pts(q['max_score'])}",
-            "",
-        ]
-        if q["message"]:
-            lines += [f"**{q['message']}**", ""]
-        for p in q["parts"]:
-            mark = "\u2713" if p["passed"] and not q["message"] else "\u2717"
-            kind = " (hidden test)" if p["hidden"] else ""
-            line = f"- {mark} {p['name']}{kind}: {_pts(p['score'])} / {_pts(p['points'])}"
-            if not p["passed"] and p["message"]:
-                line += f" \u2014 {p['message']}"
-            lines.append(line)
-        lines.append("")
-    if record.get("cell_errors") or record.get("events"):
-        lines += ["## What happened when your notebook ran", ""]
-        for e in record.get("events", []):
-            lines.append(f"- {e}")
-        for e in record.get("cell_errors", []):
-            lines.append(f"- cell {e['cell']}: `{e['kind']}`: {e['message']}")
-        lines.append("")
-    log = record.get("log", "")
-    if log.strip():
-        fence = "~~~~"
-        while fence in log:
-            fence += "~"
-        lines += ["## Output of your notebook (shortened)", "", fence, log.rstrip(), fence, ""]
-    lines.append(
-        "Tolerances: values are compared in float32 on the CPU with atol = rtol = 1e-5 unless a question "
-        "says otherwise."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def gradescope_json(record: dict, hidden_visibility: str) -> str:
-    """Gradescope's ``results.json`` for one submission."""
-    tests = []
-    for qi, q in enumerate(record["questions"], start=1):
-        for pi, p in enumerate(q["parts"], start=1):
-            output = q["message"] or (p["message"] if not p["passed"] else (p["description"] or "passed"))
-            tests.append(
-                {
-                    "name": f"{q['id']} {q['title']}: {p['name']}",
-                    "number": f"{qi}.{pi}",
-                    "score": p["score"],
-                    "max_score": p["points"],
-                    "status": "passed" if p["score"] == p["points"] else "failed",
-                    "output": output,
-                    "visibility": hidden_visibility if p["hidden"] else "visible",
-                }
-            )
-    summary = [f"Status: {record['status']}. Score {_pts(record['total'])} / {_pts(record['max_total'])}."]
-    summary += [f"- {e}" for e in record.get("events", [])]
-    summary += [f"- cell {e['cell']}: {e['kind']}: {e['message']}" for e in record.get("cell_errors", [])]
-    results = {
-        "score": record["total"],
-        "execution_time": record.get("seconds", 0.0),
-        "output": "\n".join(summary),
-        "stdout_visibility": "hidden",
-        "tests": tests,
-        "extra_data": {"status": record["status"], "submission": record["submission"]},
-    }
-    return json.dumps(results, indent=2) + "\n"
-
-
-def gradebook_csv(records: Sequence[dict], assignment: Assignment) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["submission", *[q.id for q in assignment.questions], "total", "status"])
-    for r in sorted(records, key=lambda r: r["submission"]):
-        scores = {q["id"]: q["score"] for q in r["questions"]}
-        writer.writerow(
-            [
-                r["submission"],
-                *[_pts(scores.get(q.id, 0.0)) for q in assignment.questions],
-                _pts(r["total"]),
-                r["status"],
-            ]
-        )
-    return out.getvalue()
 
 
 # ---- the batch --------------------------------------------------------------------------------------
@@ -489,12 +493,9 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
     from tqdm.auto import tqdm
 
     assignment = options.assignment
-    seed = options.seed if options.seed is not None else os.environ.get("COURSE_GRADING_SEED", DEFAULT_SEED)
-    if seed == DEFAULT_SEED:
-        print(
-            "warning: no --seed (nor $COURSE_GRADING_SEED): hidden inputs use the public default seed",
-            file=sys.stderr,
-        )
+    seed, seed_source = resolve_seed(options.seed, options.seed_file)
+    if seed_source in ("argument", "environment"):
+        wipe_from_proc(seed)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "grading.json"
@@ -508,15 +509,36 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
                 f"{out} holds grades of assignment {meta.get('assignment')!r}; "
                 f"use another --out for {assignment.name!r}"
             )
-    atomic_write(
-        meta_path, json.dumps({"assignment": assignment.name, "engine": ENGINE_VERSION}, indent=2) + "\n"
-    )
-
     start = time.perf_counter()
-    limits = Limits(timeout=float(options.timeout), memory_mb=int(options.memory_mb))
+    named = resolve_submissions(submissions)
+    scratch_root = tempfile.mkdtemp(prefix="course-grade-")
+    hide = _hidden_paths(out, scratch_root, [p for _, p in named], options.seed_file)
+    try:
+        used, reason = choose_isolation(options.isolation, hide)
+    except ValueError:
+        _remove_tree(scratch_root)
+        raise
+    if reason and options.isolation == "auto":
+        print(
+            f"warning: isolation reduced: submissions run WITHOUT the namespace sandbox (no network, "
+            f"read-only files, private /tmp, their processes die with them) because {reason}; they still "
+            f"run in their own process under time, memory and file-size limits. Details in {meta_path}.",
+            file=sys.stderr,
+        )
+    meta = {
+        "assignment": assignment.name,
+        "engine": ENGINE_VERSION,
+        "isolation": {"requested": options.isolation, "used": used, "reason": reason},
+        "seed_from": seed_source,
+    }
+    atomic_write(meta_path, json.dumps(meta, indent=2) + "\n")
+
+    limits = Limits(
+        timeout=float(options.timeout), memory_mb=int(options.memory_mb), isolation=used, hide=tuple(hide)
+    )
     key = _grading_key(options, seed)
     sign_key = hashlib.sha256(("records|" + seed).encode()).digest()
-    named = resolve_submissions(submissions)
+    scrub_secret = seed if seed not in (DEFAULT_SEED, PUBLIC_SECRET) and len(seed) >= 4 else ""
     records_dir = out / "records"
     records_dir.mkdir(exist_ok=True)
 
@@ -549,10 +571,11 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
     fresh: dict[str, dict] = {}
 
     def finish(name: str, record: dict) -> None:
+        record = scrub(record, scrub_secret)
         record["key"] = key
         record["graded_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         record["hmac"] = _sign(record, sign_key)
-        _write_outputs(out, record, assignment, options.hidden_visibility)
+        write_outputs(out, record, assignment, options.hidden_visibility)
         fresh[name] = record
         bar.update(1)
 
@@ -560,7 +583,7 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
         warm_up()
         with ThreadPoolExecutor(max_workers=max(1, int(options.jobs))) as pool:
             futures = {
-                pool.submit(_grade_one, name, path, data, err, assignment, prepared, limits): (
+                pool.submit(_grade_one, name, path, data, err, assignment, prepared, limits, scratch_root): (
                     name,
                     path,
                     digest,
@@ -598,6 +621,7 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
                 record["sha256"] = digest
                 finish(name, record)
     bar.close()
+    _remove_tree(scratch_root)
 
     # The gradebook holds every valid record in the folder; this run's come from memory.
     everything: dict[str, dict] = {}
@@ -613,11 +637,5 @@ def grade(submissions: Sequence[str | os.PathLike], options: GradeOptions) -> di
         "graded": len(fresh),
         "skipped": len(done),
         "seconds": time.perf_counter() - start,
+        "isolation": used,
     }
-
-
-def _write_outputs(out: Path, record: dict, assignment: Assignment, hidden_visibility: str) -> None:
-    name = record["submission"]
-    atomic_write(out / "feedback" / f"{name}.md", feedback_markdown(record, assignment))
-    atomic_write(out / "gradescope" / name / "results.json", gradescope_json(record, hidden_visibility))
-    atomic_write(out / "records" / f"{name}.json", json.dumps(record, indent=1, default=str) + "\n")

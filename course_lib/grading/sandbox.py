@@ -1,44 +1,42 @@
-"""Running a submission's code in a child process that can only send back outputs.
+"""The parent side of the process boundary: start a submission's child, limit it, collect its outputs.
 
-Parent side: :func:`run_submission` starts a child with :mod:`multiprocessing`'s *forkserver*: a
-server process imports torch and course_lib once (about 2-3 s), then forks one child per
-submission in about 40 ms. The child
-
-1. starts its own session (so the whole process group can be killed), points stdout/stderr at a
-   pipe the parent reads with a size cap, sets ``RLIMIT_DATA`` (memory), ``RLIMIT_FSIZE`` (files
-   it writes) and ``RLIMIT_CORE`` (no core dumps), works in a scratch directory, uses one thread;
-2. executes the notebook's code cells one by one, reporting the start of each cell and its error,
-   if any (IPython magics and ``!shell`` lines are turned into no-ops);
-3. receives each question's inputs, calls the student's function under a :class:`Tripwire`, and
-   sends back the outputs as ``torch.save`` bytes, or what went wrong.
+:func:`run_submission` starts children with :mod:`multiprocessing`'s *forkserver*: a server process
+imports torch and course_lib once (about 2-3 s), then forks one child per submission in about 40 ms.
+What runs in the child (sandbox, notebook, graded calls) is :mod:`.sandbox_child`. The server is
+started with neither the grader's command line nor the instructor's secret (:func:`warm_up`).
 
 The parent never unpickles anything from the child: headers are JSON and payloads are read with
-``torch.load(weights_only=True)``. When a cell hangs (timeout) or kills the process (``os._exit``,
-segfault), the notebook is run again in a fresh child without that cell; when a question's
-function does, that question scores 0 and the others are graded in a fresh child.
+``torch.load(weights_only=True)``. A run goes through two phases, *notebook* then *questions*; when
+something stops a child, :func:`_after_stop` names what happens next:
+
+* ``could_not_start``: the child died before its first cell; nothing is graded;
+* ``skip_cell``: a cell hung (timeout) or killed the process (``os._exit``, segfault): the notebook
+  is run again in a fresh child without that cell;
+* ``question_fails``: a question's function hung or killed the process: that question scores 0 and
+  the remaining questions are graded in a fresh child.
+
+At most ``limits.max_attempts`` children per submission.
 """
 
 from __future__ import annotations
 
-import builtins
 import collections
-import faulthandler
 import io
 import json
 import multiprocessing as mp
 import os
-import resource
 import signal
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
 
 from .compare import Outcome
+from .isolation import TOO_MANY_PROCESSES
+from .sandbox_child import ENV_KEEP, SECRET_ENV, child_main
 from .spec import Raised
 
 __all__ = ["Limits", "QuestionJob", "RunReport", "run_submission", "warm_up"]
@@ -54,6 +52,8 @@ _PRELOAD = [
     "course_lib.runtime",
     "course_lib.grading",
     "course_lib.grading.sandbox",
+    "course_lib.grading.sandbox_child",
+    "course_lib.grading.isolation",
     "course_lib.grading.assignments",
 ]
 
@@ -66,6 +66,10 @@ class Limits:
     ``memory_mb``: ``RLIMIT_DATA`` of the process, torch's own ~0.8 GB included.
     ``max_output_elements``: total tensor elements one question's outputs may hold.
     ``log_bytes``: how much of stdout/stderr is kept (head and tail).
+    ``isolation``: ``"namespaces"`` (the child builds its sandbox, see :mod:`.isolation`) or ``"none"``.
+    ``hide``: paths the sandbox covers (output folder, scratch folders, submitted files).
+    ``max_processes``: processes a sandbox may hold at once (its watcher kills it past that; also
+    ``RLIMIT_NPROC`` inside, which the kernel does not apply to root).
     """
 
     timeout: float = 60.0
@@ -74,6 +78,9 @@ class Limits:
     log_bytes: int = 16_000
     file_mb: int = 64
     max_attempts: int = 6
+    isolation: str = "none"
+    hide: tuple[str, ...] = ()
+    max_processes: int = 256
 
 
 @dataclass
@@ -100,223 +107,9 @@ class RunReport:
     seconds: float = 0.0
 
 
-# =====================================================================================================
-# Child side
-# =====================================================================================================
-
-
-class _FakeShell:
-    """Stands in for ``get_ipython()``: magics and shell commands do nothing when grading."""
-
-    def __init__(self, namespace: dict) -> None:
-        self.user_ns = namespace
-
-    def system(self, cmd: str, *a: Any, **k: Any) -> None:
-        print(f"[grader] shell command skipped: !{cmd}")
-
-    getoutput = system
-
-    def run_line_magic(self, name: str, line: str, *a: Any, **k: Any) -> None:
-        if name in ("time", "timeit", "prun") and line.strip():
-            exec(compile(line, "<magic>", "exec"), self.user_ns)
-            return
-        print(f"[grader] magic skipped: %{name} {line}")
-
-    def run_cell_magic(self, name: str, line: str, cell: str, *a: Any, **k: Any) -> None:
-        if name in ("time", "timeit", "capture", "prun"):
-            exec(compile(cell, "<magic>", "exec"), self.user_ns)
-            return
-        print(f"[grader] cell magic skipped: %%{name}")
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a, **k: None
-
-
-def _display(*objs: Any, **kwargs: Any) -> None:
-    for obj in objs:
-        print(repr(obj)[:2000])
-
-
-def _send(conn: Any, header: dict, payload: bytes = b"") -> None:
-    conn.send_bytes(json.dumps(header).encode() + b"\n" + payload)
-
-
-def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        return "syntax_error"
-    if isinstance(exc, SystemExit):
-        return "sys_exit"
-    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc):
-        return "memory_limit"
-    if isinstance(exc, NotImplementedError):
-        return "not_implemented"
-    return "exception"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        return f"SyntaxError: {exc.msg} (line {exc.lineno}: {(exc.text or '').strip()[:120]})"
-    if isinstance(exc, SystemExit):
-        return f"SystemExit: sys.exit({exc.code!r}) was called"
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
-    where = f" ({frames[-1].filename[1:-1]}, line {frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {str(exc)[:500]}{where}"
-
-
-class _BadOutput(Exception):
-    pass
-
-
-def _pack(value: Any, budget: list, depth: int = 0) -> Any:
-    """Tensors (CPU, plain, compact copies), numbers, None and tuples of them; anything else is an error."""
-    if isinstance(value, torch.Tensor):
-        if value.device.type != "cpu":
-            raise _BadOutput(
-                f"returned a tensor on device '{value.device}'; the grader's inputs are on the CPU: return "
-                f"your result on the device of the inputs"
-            )
-        if value.is_sparse or value.layout != torch.strided:
-            value = value.to_dense()
-        budget[0] -= value.numel()
-        if budget[0] < 0:
-            raise _BadOutput("returned more tensor elements than the grader accepts (output too large)")
-        return value.detach().as_subclass(torch.Tensor).clone()
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, (tuple, list)):
-        if depth >= 3 or len(value) > 16:
-            raise _BadOutput(
-                "returned a nested or long sequence; return a tensor or a small tuple of tensors"
-            )
-        return tuple(_pack(v, budget, depth + 1) for v in value)
-    kind = type(value).__module__ + "." + type(value).__qualname__
-    if kind.startswith("numpy."):
-        raise _BadOutput(f"returned a {kind}; return a torch.Tensor (torch.from_numpy converts)")
-    if hasattr(value, "item") and type(value).__module__ == "numpy":
-        return value.item()
-    raise _BadOutput(f"returned a {kind}, expected a tensor")
-
-
-def _child_main(
-    cells: list, skip: list, questions: list, conn: Any, log_writer: Any, scratch: str, limits: Limits
-) -> None:
-    """Entry point of the child process (runs in a fork of the warm server)."""
-    os.setsid()
-    fd = log_writer.fileno()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    log_writer.close()
-    sys.stdout = open(1, "w", buffering=1, errors="replace", closefd=False)
-    sys.stderr = open(2, "w", buffering=1, errors="replace", closefd=False)
-    faulthandler.enable(file=sys.stderr)
-    data = limits.memory_mb * MB
-    resource.setrlimit(resource.RLIMIT_DATA, (data, data))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # too big a file -> OSError, not death
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * MB, limits.file_mb * MB))
-    os.chdir(scratch)
-    os.environ.update(
-        {
-            "HOME": scratch,
-            "TMPDIR": scratch,
-            "COURSE_DEVICE": "cpu",
-            "MPLBACKEND": "Agg",
-            "COURSE_GRADING": "1",
-        }
-    )
-    torch.set_num_threads(1)
-    from course_lib.runtime import seed_everything
-
-    seed_everything(0)
-
-    import course_lib.grading as grading_pkg
-    import course_lib.grading.checker as checker_mod
-
-    from .tripwire import Tripwire
-
-    def check_skipped(*args: Any, **kwargs: Any) -> None:
-        """The grader runs the tests itself, in its own process."""
-
-    grading_pkg.check = checker_mod.check = check_skipped
-    wires = {qid: Tripwire(forbidden) for qid, _, forbidden in questions}
-
-    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
-    shell = _FakeShell(namespace)
-    namespace["get_ipython"] = lambda: shell
-    namespace["display"] = _display
-    skipped = set(skip)
-    for index, source in enumerate(cells):
-        if index in skipped:
-            continue
-        _send(conn, {"event": "cell", "index": index})
-        try:
-            code = compile(source, f"<cell {index + 1}>", "exec")
-            exec(code, namespace)
-        except BaseException as exc:  # noqa: B036 - SystemExit and KeyboardInterrupt are the student's too
-            _send(
-                conn,
-                {"event": "cell_error", "index": index, "kind": _error_kind(exc), "message": _describe(exc)},
-            )
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-    defined = {function: callable(namespace.get(function)) for _, function, _ in questions}
-    _send(conn, {"event": "ready", "defined": defined})
-
-    while True:
-        request = conn.recv()
-        if request[0] != "call":
-            break
-        _, qid, function, blob = request
-        cases = torch.load(io.BytesIO(blob), weights_only=True)
-        fn = namespace.get(function)
-        wire = wires[qid]
-        budget = [limits.max_output_elements]
-        results = []
-        for args, kwargs in cases:
-            if not callable(fn):
-                results.append({"kind": "missing"})
-                continue
-            try:
-                with wire:
-                    value = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: B036
-                if wire.hit:
-                    results.append({"kind": "reference_used", "message": f"calls {wire.hit}"})
-                    continue
-                raised = Raised.from_exception(exc)
-                results.append({"kind": "raised", "types": list(raised.types), "message": raised.message})
-                continue
-            if wire.hit:
-                results.append({"kind": "reference_used", "message": f"calls {wire.hit}"})
-            elif wire.tampered:
-                results.append(
-                    {"kind": "reference_used", "message": "switched off the grader's call tracing"}
-                )
-            else:
-                try:
-                    results.append({"kind": "value", "value": _pack(value, budget)})
-                except _BadOutput as exc:
-                    results.append({"kind": "bad_output", "message": str(exc)})
-        sys.stdout.flush()
-        buffer = io.BytesIO()
-        torch.save(results, buffer)
-        _send(conn, {"event": "result", "qid": qid}, buffer.getvalue())
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # skip atexit handlers and lingering threads the notebook may have left
-
-
-# =====================================================================================================
-# Parent side
-# =====================================================================================================
-
 _CONTEXT: Optional[Any] = None
 _START_LOCK = threading.Lock()
+_SERVER_STARTED = False
 
 
 def _context() -> Any:
@@ -329,14 +122,43 @@ def _context() -> Any:
 
 
 def warm_up() -> float:
-    """Start the fork server now (imports torch once); returns the seconds it took."""
+    """Start the fork server now (imports torch once); returns the seconds it took.
+
+    The server starts without the instructor's secret in its argv or environment (see :func:`_start`),
+    so no child forked from it inherits the secret in its memory.
+    """
     start = time.perf_counter()
     ctx = _context()
-    with _START_LOCK:
-        p = ctx.Process(target=_noop)
-        p.start()
+    p = ctx.Process(target=_noop)
+    _start(p)
     p.join()
     return time.perf_counter() - start
+
+
+def _start(proc: Any) -> None:
+    """``proc.start()`` with the grader's command line and environment out of what the child receives.
+
+    multiprocessing sends the parent's ``sys.argv`` to every child it starts, and the fork server
+    inherits the environment when it starts (its children can read it in ``/proc/self/environ``):
+    the command line is replaced while a child starts, and the server starts with only the variables
+    a notebook needs (``$COURSE_GRADING_SEED`` and every other secret of the instructor left out).
+    """
+    global _SERVER_STARTED
+    with _START_LOCK:
+        argv, environ = sys.argv, None
+        sys.argv = ["course-lib-grader"]
+        if not _SERVER_STARTED:
+            environ = dict(os.environ)
+            os.environ.clear()
+            os.environ.update({k: v for k, v in environ.items() if k in ENV_KEEP and k != SECRET_ENV})
+        try:
+            proc.start()
+            _SERVER_STARTED = True
+        finally:
+            sys.argv = argv
+            if environ is not None:
+                os.environ.clear()
+                os.environ.update(environ)
 
 
 def _noop() -> None:
@@ -410,6 +232,10 @@ def _death(proc: Any, killed_by_us: bool) -> _Stop:
                 "the process was killed (SIGKILL), possibly by the system for using too much memory",
             )
         return _Stop("crashed", f"the process died from {_SIGNALS.get(sig, f'signal {sig}')}")
+    if code == TOO_MANY_PROCESSES:
+        return _Stop(
+            "crashed", "it started more processes than the grader allows (a fork bomb?); all were killed"
+        )
     return _Stop("crashed", f"the process exited with code {code} (os._exit or a kernel that died)")
 
 
@@ -433,9 +259,9 @@ def _receive(conn: Any, proc: Any, deadline: float, timeout: float, what: str) -
         if conn.poll(min(remaining, 0.25)):
             try:
                 data = conn.recv_bytes(_MAX_MESSAGE)
-            except EOFError:
+            except (EOFError, ConnectionError):
                 raise _death(proc, False) from None
-            except OSError:
+            except OSError:  # "bad message length": more than _MAX_MESSAGE
                 raise _Stop("bad_output", "sent back more data than the grader accepts") from None
             head, _, payload = data.partition(b"\n")
             try:
@@ -492,125 +318,56 @@ def _encode_cases(cases: list[tuple[tuple, dict]]) -> bytes:
     return buffer.getvalue()
 
 
-def run_submission(cells: list[str], jobs: list[QuestionJob], scratch: str, limits: Limits) -> RunReport:
-    """Run ``cells`` in a fresh child (several, if one hangs or dies) and call every job's function.
+class _Run:
+    """One submission's children, one attempt after the other, and what they reported."""
 
-    ``scratch`` is the child's working directory (a copy of the submission may sit there).
-    """
-    report = RunReport()
-    start = time.perf_counter()
-    ctx = _context()
-    skip: list[int] = []
-    pending = list(jobs)
-    blobs = {job.qid: _encode_cases(job.cases) for job in jobs}
-    spec = [(job.qid, job.function, tuple(job.forbidden)) for job in jobs]
-    logs: list[str] = []
-    seen_errors: set[tuple[int, str]] = set()
+    def __init__(self, cells: list[str], jobs: list[QuestionJob], scratch: str, limits: Limits) -> None:
+        self.cells, self.scratch, self.limits = cells, scratch, limits
+        self.report = RunReport()
+        self.skip: list[int] = []
+        self.pending = list(jobs)
+        self.blobs = {job.qid: _encode_cases(job.cases) for job in jobs}
+        self.spec = [(job.qid, job.function, tuple(job.forbidden)) for job in jobs]
+        self.logs: list[str] = []
+        self.seen_errors: set[tuple[int, str]] = set()
+        # where the current attempt is: "notebook" (and which cell) or "questions"
+        self.phase = "notebook"
+        self.cell: Optional[int] = None
 
-    while True:
-        report.attempts += 1
+    # ---- one attempt --------------------------------------------------------------------------------
+
+    def attempt(self) -> bool:
+        """Run one child until it finishes or is stopped; ``True`` if another attempt is needed."""
+        ctx = _context()
+        self.report.attempts += 1
+        self.phase, self.cell = "notebook", None
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         log_read, log_write = ctx.Pipe(duplex=False)
         proc = ctx.Process(
-            target=_child_main,
-            args=(cells, skip, spec, child_conn, log_write, scratch, limits),
+            target=child_main,
+            args=(self.cells, self.skip, self.spec, child_conn, log_write, self.scratch, self.limits),
             daemon=True,
         )
-        with _START_LOCK:
-            proc.start()
+        _start(proc)
         child_conn.close()
         log_write.close()
-        reader = _LogReader(log_read.fileno(), limits.log_bytes)
+        reader = _LogReader(log_read.fileno(), self.limits.log_bytes)
         reader.start()
-        current: Optional[int] = None
-        phase = "notebook"
-        retry = False
         try:
-            deadline = time.monotonic() + limits.timeout
-            while True:
-                header, _ = _receive(
-                    conn=parent_conn,
-                    proc=proc,
-                    deadline=deadline,
-                    timeout=limits.timeout,
-                    what=f"cell {current + 1}" if current is not None else "the notebook",
-                )
-                event = header.get("event")
-                if event == "cell":
-                    current = int(header.get("index", -1))
-                elif event == "cell_error":
-                    index, kind = int(header.get("index", -1)), str(header.get("kind", "exception"))
-                    if (index, kind) not in seen_errors:
-                        seen_errors.add((index, kind))
-                        report.cell_errors.append(
-                            {"cell": index + 1, "kind": kind, "message": str(header.get("message", ""))[:800]}
-                        )
-                        report.issues.add(kind)
-                elif event == "ready":
-                    defined = header.get("defined", {})
-                    report.defined = (
-                        {str(k): bool(v) for k, v in defined.items()} if isinstance(defined, dict) else {}
-                    )
-                    break
-            phase = "questions"
-            while pending:
-                job = pending[0]
-                current_q = job.qid
-                parent_conn.send(("call", job.qid, job.function, blobs[job.qid]))
-                deadline = time.monotonic() + limits.timeout
-                while True:
-                    header, payload = _receive(
-                        parent_conn,
-                        proc,
-                        deadline,
-                        limits.timeout,
-                        f"the tests of {current_q} ({job.function})",
-                    )
-                    if header.get("event") == "result" and header.get("qid") == job.qid:
-                        break
-                report.outcomes[job.qid] = _parse_results(payload, len(job.cases))
-                pending.pop(0)
+            self._notebook_phase(parent_conn, proc)
+            self.phase = "questions"
+            self._questions_phase(parent_conn, proc)
             parent_conn.send(("done",))
             proc.join(5)
+            return False
         except _Stop as stop:
             _kill(proc)
-            if (
-                stop.kind == "crashed"
-                and proc.exitcode not in (None,)
-                and phase == "notebook"
-                and current is None
-            ):
-                report.events.append(f"the notebook could not start: {stop.message}")
-                report.issues.add("crashed")
-                for job in pending:
-                    report.outcomes[job.qid] = [
-                        Outcome("not_run", message="not graded: the process could not start")
-                    ] * len(job.cases)
-                pending = []
-            elif phase == "notebook":
-                where = f"cell {current + 1}" if current is not None else "the notebook"
-                report.events.append(
-                    f"{where}: {stop.message}; it was skipped and the notebook run again without it"
-                )
-                report.issues.add(stop.kind)
-                skip.append(current if current is not None else -1)
-                retry = True
-            else:
-                job = pending.pop(0)
-                report.events.append(f"{job.qid} ({job.function}): {stop.message}")
-                report.issues.add(stop.kind)
-                outcome = Outcome(stop.kind, message=stop.message)
-                report.outcomes[job.qid] = [outcome] * len(job.cases)
-                retry = bool(pending)
+            return self._after_stop(stop, proc)
         except (BrokenPipeError, ConnectionResetError, EOFError) as exc:
             _kill(proc)
             stop = _death(proc, True)
-            report.events.append(f"lost the connection to the process ({type(exc).__name__}): {stop.message}")
-            report.issues.add("crashed")
-            if phase == "questions" and pending:
-                job = pending.pop(0)
-                report.outcomes[job.qid] = [Outcome("crashed", message=stop.message)] * len(job.cases)
-            retry = bool(pending)
+            stop.message = f"lost the connection to the process ({type(exc).__name__}): {stop.message}"
+            return self._after_stop(stop, proc)
         finally:
             _kill(proc)
             reader.join(2)
@@ -619,19 +376,115 @@ def run_submission(cells: list[str], jobs: list[QuestionJob], scratch: str, limi
             except OSError:
                 pass
             parent_conn.close()
-            logs.append(reader.text())
-        if not retry:
-            break
-        if report.attempts >= limits.max_attempts:
-            report.events.append(f"gave up after {report.attempts} runs of the notebook")
-            for job in pending:
-                report.outcomes[job.qid] = [
-                    Outcome("not_run", message="not graded: the notebook kept failing")
-                ] * len(job.cases)
-            break
+            self.logs.append(reader.text())
 
+    def _notebook_phase(self, conn: Any, proc: Any) -> None:
+        """Follow the cells until the child says it is ready for the questions."""
+        limits, report = self.limits, self.report
+        deadline = time.monotonic() + limits.timeout
+        while True:
+            what = f"cell {self.cell + 1}" if self.cell is not None else "the notebook"
+            header, _ = _receive(conn, proc, deadline, limits.timeout, what)
+            event = header.get("event")
+            if event == "cell":
+                self.cell = int(header.get("index", -1))
+            elif event == "fatal":
+                raise _Stop("crashed", str(header.get("message", "the process could not start"))[:800])
+            elif event == "cell_error":
+                index, kind = int(header.get("index", -1)), str(header.get("kind", "exception"))
+                if (index, kind) not in self.seen_errors:
+                    self.seen_errors.add((index, kind))
+                    report.cell_errors.append(
+                        {"cell": index + 1, "kind": kind, "message": str(header.get("message", ""))[:800]}
+                    )
+                    report.issues.add(kind)
+            elif event == "ready":
+                defined = header.get("defined", {})
+                report.defined = (
+                    {str(k): bool(v) for k, v in defined.items()} if isinstance(defined, dict) else {}
+                )
+                return
+
+    def _questions_phase(self, conn: Any, proc: Any) -> None:
+        """Send each pending question's inputs and collect its outcomes."""
+        limits = self.limits
+        while self.pending:
+            job = self.pending[0]
+            conn.send(("call", job.qid, job.function, self.blobs[job.qid]))
+            deadline = time.monotonic() + limits.timeout
+            while True:
+                header, payload = _receive(
+                    conn, proc, deadline, limits.timeout, f"the tests of {job.qid} ({job.function})"
+                )
+                if header.get("event") == "result" and header.get("qid") == job.qid:
+                    break
+            self.report.outcomes[job.qid] = _parse_results(payload, len(job.cases))
+            self.pending.pop(0)
+
+    # ---- what happens after a child was stopped ---------------------------------------------------
+
+    def _after_stop(self, stop: _Stop, proc: Any) -> bool:
+        report = self.report
+        if self.phase == "notebook" and self.cell is None and stop.kind == "crashed":
+            return self._could_not_start(stop)
+        report.issues.add(stop.kind)
+        if self.phase == "notebook":
+            return self._skip_cell(stop)
+        return self._question_fails(stop)
+
+    def _could_not_start(self, stop: _Stop) -> bool:
+        """The child died before its first cell: nothing can be graded."""
+        self.report.events.append(f"the notebook could not start: {stop.message}")
+        self.report.issues.add("crashed")
+        for job in self.pending:
+            self.report.outcomes[job.qid] = [
+                Outcome("not_run", message="not graded: the process could not start")
+            ] * len(job.cases)
+        self.pending = []
+        return False
+
+    def _skip_cell(self, stop: _Stop) -> bool:
+        """A cell hung or killed the process: run the notebook again without it."""
+        where = f"cell {self.cell + 1}" if self.cell is not None else "the notebook"
+        self.report.events.append(
+            f"{where}: {stop.message}; it was skipped and the notebook run again without it"
+        )
+        self.skip.append(self.cell if self.cell is not None else -1)
+        return True
+
+    def _question_fails(self, stop: _Stop) -> bool:
+        """A question's function hung or killed the process: it scores 0, the others go on."""
+        if not self.pending:
+            return False
+        job = self.pending.pop(0)
+        self.report.events.append(f"{job.qid} ({job.function}): {stop.message}")
+        self.report.outcomes[job.qid] = [Outcome(stop.kind, message=stop.message)] * len(job.cases)
+        return bool(self.pending)
+
+    def give_up(self) -> None:
+        self.report.events.append(f"gave up after {self.report.attempts} runs of the notebook")
+        for job in self.pending:
+            self.report.outcomes[job.qid] = [
+                Outcome("not_run", message="not graded: the notebook kept failing")
+            ] * len(job.cases)
+
+
+def run_submission(cells: list[str], jobs: list[QuestionJob], scratch: str, limits: Limits) -> RunReport:
+    """Run ``cells`` in a fresh child (several, if one hangs or dies) and call every job's function.
+
+    ``scratch`` is the child's working directory (a copy of the submission may sit there); inside a
+    namespace sandbox the child copies it to its private ``/tmp/submission``.
+    """
+    start = time.perf_counter()
+    run = _Run(cells, jobs, scratch, limits)
+    while run.attempt():
+        if run.report.attempts >= limits.max_attempts:
+            run.give_up()
+            break
+    report = run.report
     for job in jobs:
         report.outcomes.setdefault(job.qid, [Outcome("not_run", message="not graded")] * len(job.cases))
+    logs = run.logs
     if len(logs) == 1:
         report.log = logs[0]
     else:

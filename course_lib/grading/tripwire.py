@@ -23,7 +23,10 @@ from typing import Any, Iterable, Optional
 
 import torch
 
-__all__ = ["Tripwire", "resolve"]
+__all__ = ["Tripwire", "resolve", "TAMPERED"]
+
+#: Why a call whose tracing was switched off earns no credit.
+TAMPERED = "switched off the grader's call tracing"
 
 
 def resolve(dotted: str) -> Optional[Any]:
@@ -116,6 +119,15 @@ class Tripwire:
                 method = self.methods.get(getattr(arg, "__name__", ""))
                 if method and isinstance(getattr(arg, "__self__", None), torch.Tensor):
                     self.hit = method
+
+    def verdict(self) -> Optional[str]:
+        """After a call: why it earns no credit (``"calls <name>"``, or the hook was switched off), or
+        ``None``. The one rule that both ``check()`` and the batch grader apply."""
+        if self.hit:
+            return f"calls {self.hit}"
+        if self.tampered:
+            return TAMPERED
+        return None
 
     def __enter__(self) -> Tripwire:
         self.hit = None

@@ -162,13 +162,23 @@ def probe(browser) -> Iterator[PageProbe]:
             route_.abort("blockedbyclient")
 
     context.route("**/*", route)
-    page.on("console", lambda msg: msg.type == "error" and result.console_errors.append(
-        f"{msg.text} ({msg.location.get('url', '')}:{msg.location.get('lineNumber', '')})"))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error"
+            and result.console_errors.append(
+                f"{msg.text} ({msg.location.get('url', '')}:{msg.location.get('lineNumber', '')})"
+            )
+        ),
+    )
     page.on("pageerror", lambda exc: result.page_errors.append(str(exc)))
-    page.on("requestfailed", lambda req: _is_local(req.url) and result.failed_requests.append(
-        f"{req.url} ({req.failure})"))
-    page.on("response", lambda resp: resp.status >= 400 and result.http_errors.append(
-        f"{resp.status} {resp.url}"))
+    page.on(
+        "requestfailed",
+        lambda req: _is_local(req.url) and result.failed_requests.append(f"{req.url} ({req.failure})"),
+    )
+    page.on(
+        "response", lambda resp: resp.status >= 400 and result.http_errors.append(f"{resp.status} {resp.url}")
+    )
     try:
         yield result
     finally:

@@ -179,8 +179,11 @@ def test_no_cdn_in_script_or_link_tags() -> None:
         collector.feed(path.read_text(encoding="utf-8"))
         rel = path.relative_to(BOOK_DIR)
         offenders += [f"{rel}: {url}" for url in collector.urls if remote.match(url)]
-        offenders += [f"{rel}: inline script loads {m.group(0)}" for body in collector.inline
-                      for m in url_in_code.finditer(body)]
+        offenders += [
+            f"{rel}: inline script loads {m.group(0)}"
+            for body in collector.inline
+            for m in url_in_code.finditer(body)
+        ]
     assert not offenders, "remote scripts/stylesheets in the book:\n" + "\n".join(offenders)
 
 

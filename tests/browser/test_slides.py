@@ -79,16 +79,21 @@ def test_deck_in_browser(notebook: Path, deck_url: str, probe, screenshot_dir: P
     assert math["rendered"] == math["jax"] and math["errors"] == 0, math
     assert page.evaluate(RAW_TEX) == []
 
-    images = page.evaluate("Array.from(document.querySelectorAll('.reveal img'))"
-                           ".map(i => [i.complete && i.naturalWidth > 0, i.src.slice(0, 60)])")
+    images = page.evaluate(
+        "Array.from(document.querySelectorAll('.reveal img'))"
+        ".map(i => [i.complete && i.naturalWidth > 0, i.src.slice(0, 60)])"
+    )
     assert len(images) >= expect.raster_images(nb)
     assert all(ok for ok, _ in images), [src for ok, src in images if not ok]
 
     if "widgets" in nb.metadata:
         views = page.evaluate(
-            "document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
-        rendered = ("document.querySelectorAll('.jupyter-widgets.widget-inline-hbox, "
-                    ".jupyter-widgets.widget-box, .jupyter-widgets.widget-output').length")
+            "document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length"
+        )
+        rendered = (
+            "document.querySelectorAll('.jupyter-widgets.widget-inline-hbox, "
+            ".jupyter-widgets.widget-box, .jupyter-widgets.widget-output').length"
+        )
         page.wait_for_function(f"{rendered} >= {views}", timeout=20_000)
 
     # the artifact: the first slide with a figure (else the title slide), all its fragments shown
@@ -125,7 +130,8 @@ def test_speaker_notes(deck_url: str, probe) -> None:
     first_note = expect.notes(expect.read(SAMPLE))[0].split(":", 1)[1].strip()[:40]
     speaker.wait_for_function(
         f"(document.querySelector('.speaker-controls-notes')?.textContent || '').includes({first_note!r})",
-        timeout=15_000)
+        timeout=15_000,
+    )
     probe.assert_clean()
 
 
