@@ -29,6 +29,8 @@ they can be evaluated on a range of resolutions.
 
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -279,8 +281,27 @@ def measure_flop_breakdown(model: nn.Module, *inputs: Tensor, fused: bool = Fals
     return {str(op): int(n) for op, n in counts.items()}
 
 
-def peak_memory(fn: Callable[..., object], *args: object) -> int:
-    """Peak bytes allocated on the CPU while ``fn(*args)`` runs, above what was allocated before.
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to file descriptor 2 (the profiler's C++ start/stop log lines,
+    which a notebook would otherwise show as output). Python exceptions are unaffected."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory(fn: Callable[..., object], *args: object, **kwargs: object) -> int:
+    """Peak bytes allocated on the CPU while ``fn(*args, **kwargs)`` runs, above what was allocated before.
 
     Memory held before the call (the weights, the inputs) is not counted; everything ``fn`` allocates
     is, including tensors it frees again (the attention matrix of an unfused attention). Measured with
@@ -289,8 +310,8 @@ def peak_memory(fn: Callable[..., object], *args: object) -> int:
     """
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn(*args)
+    with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn(*args, **kwargs)
     cpu = torch.autograd.DeviceType.CPU
     events = [e for e in prof.profiler.kineto_results.events()
               if e.name() == "[memory]" and e.device_type() == cpu]
