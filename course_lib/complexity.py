@@ -18,7 +18,7 @@ count them separately, in ``Cost.left_out`` (elements processed by each kind of 
 unfused path as well (the same as ``TIMM_FUSED_ATTN=0``); ``fused=True`` shows the undercount.
 
 The analytic counts reproduce the papers (224x224, batch 1): ViT-S/16 4.60G and ViT-B/16 17.56G
-(DeiT prints 4.6G and 17.6G; the Swin paper's Table 1 prints 4.6G and 17.5G, the latter truncated),
+(the Swin paper's Table 1 prints 4.6G for DeiT-S and 17.5G for DeiT-B; DeiT's own Table 1 lists no FLOPs),
 Swin-T 4.49G, Swin-S 8.74G, Swin-B 15.43G (Swin Table 1: 4.5G, 8.7G, 15.4G).
 
 Attention versus convolution as the image grows (chapters 4-6): with ``n = h*w`` tokens of width
