@@ -1,0 +1,96 @@
+"""``course-lib grade``: grade submitted notebooks (see :mod:`course_lib.grading`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``grade`` and its options."""
+    g = subparsers.add_parser("grade", help="grade submitted notebooks")
+    g.add_argument("submissions", nargs="+", help="notebooks, or folders of notebooks")
+    g.add_argument("--assignment", required=True, help="e.g. 01_self_attention (or 1)")
+    g.add_argument("--out", required=True, help="output folder (gradebook.csv, feedback/, gradescope/)")
+    g.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel (default 1)")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds for the notebook, and again for each question's tests (default 60)",
+    )
+    g.add_argument(
+        "--memory-mb",
+        type=int,
+        default=2048,
+        help="memory limit (RLIMIT_DATA) of a submission's process, torch's ~800 MB included (default 2048)",
+    )
+    g.add_argument(
+        "--seed",
+        default=None,
+        help="instructor's secret for the hidden tests (default: $COURSE_GRADING_SEED)",
+    )
+    g.add_argument("--force", action="store_true", help="grade again submissions that were already graded")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--hidden-visibility",
+        default="after_published",
+        choices=["hidden", "after_due_date", "after_published", "visible"],
+        help="Gradescope visibility of the hidden tests (default after_published)",
+    )
+    g.set_defaults(func=run)
+    return g
+
+
+def run(args: argparse.Namespace) -> int:
+    """Grade the submissions; print a one-line summary. Exit status 2 on bad arguments."""
+    import torch
+
+    from ..grading.assignments import get_assignment
+    from ..grading.grader import GradeOptions, grade
+
+    try:
+        assignment = get_assignment(args.assignment)
+    except KeyError as exc:
+        print(f"course-lib grade: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if args.memory_mb < 1024:
+        print(
+            "course-lib grade: --memory-mb must be at least 1024 (torch alone maps about 800 MB)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.timeout <= 0 or args.jobs < 1:
+        print("course-lib grade: --timeout must be positive and --jobs at least 1", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    options = GradeOptions(
+        assignment=assignment,
+        out=Path(args.out),
+        jobs=args.jobs,
+        timeout=args.timeout,
+        memory_mb=args.memory_mb,
+        seed=args.seed,
+        force=args.force,
+        progress=not args.quiet,
+        hidden_visibility=args.hidden_visibility,
+    )
+    try:
+        result = grade(args.submissions, options)
+    except ValueError as exc:
+        print(f"course-lib grade: {exc}", file=sys.stderr)
+        return 2
+    records = [r for r in result["records"] if r]
+    statuses: dict[str, int] = {}
+    for r in records:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    print(
+        f"graded {result['graded']}, skipped {result['skipped']} (already graded) "
+        f"in {result['seconds']:.1f} s; "
+        f"status: {summary or 'none'}; gradebook: {Path(args.out) / 'gradebook.csv'}"
+    )
+    return 0
