@@ -8,11 +8,13 @@ Achieved GFLOP/s (multiply-add = 2 FLOPs, analytic count of :mod:`course_lib.com
 counted as twice the forward) are printed next to the rate of one large float32 matmul.
 
     python bench/bench_models.py [--quick] [--rounds 7] [--batch 8] [--device cpu|cuda|all] [--profile]
-                                 [--baseline PATH]
+                                 [--baseline PATH] [--clock wall|cpu]
 
 ``--baseline PATH`` also times the ``course_lib`` of another checkout (e.g. ``git worktree add
 /tmp/before <commit>``), loaded as a second package, in the same rounds: before/after ratios measured
-in one run, on the same machine load.
+in one run, on the same machine load. ``--clock cpu`` times the CPU time of this process
+(``time.process_time``, all its threads) instead of the wall clock: on a machine shared with other jobs
+it measures the work done, not the time spent waiting for a core (use it with a fixed thread count).
 """
 
 from __future__ import annotations
@@ -55,12 +57,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+CLOCK = time.perf_counter
+
+
 def _time(fn, device: torch.device) -> float:
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
     _sync(device)
-    return time.perf_counter() - t0
+    return CLOCK() - t0
 
 
 def matmul_gflops(device: torch.device, n: int = 4096, repeats: int = 3) -> float:
@@ -135,15 +140,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="*", default=list(MODELS))
     p.add_argument("--profile", action="store_true", help="also print a torch.profiler breakdown (CPU)")
     p.add_argument("--baseline", metavar="PATH", help="also time the course_lib of the checkout at PATH")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="wall clock or process CPU time")
     args = p.parse_args(argv)
     baseline = load_baseline(args.baseline) if args.baseline else None
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     rounds = 3 if args.quick else args.rounds
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     print(
         f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} CPU threads, "
-        f"batch {args.batch}, float32, median of {rounds} interleaved rounds"
+        f"batch {args.batch}, float32, median of {rounds} interleaved rounds, {args.clock} clock"
     )
     for device in devices:
         peak = matmul_gflops(device)

@@ -41,6 +41,7 @@ paper's Table 1 prints 29M / 50M / 88M; the official repository lists Swin-T as 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -235,21 +236,25 @@ class WindowAttention(nn.Module):
 def _save_as_own_parameters(module: nn.Module, children: tuple[str, ...]) -> None:
     """Save and load the state of ``module``'s ``children`` under ``module``'s own prefix, as if
     their parameters were ``module``'s: ``attn.mha.qkv.weight`` is stored as ``attn.qkv.weight``
-    (timm's name). Both directions are ``state_dict`` hooks of ``module``."""
+    (timm's name). Both directions are ``state_dict`` hooks of ``module`` (plain functions, so that a
+    whole model can still be pickled)."""
+    module.register_state_dict_post_hook(functools.partial(_lift_keys, children))
+    module.register_load_state_dict_pre_hook(functools.partial(_lower_keys, children))
 
-    def save(mod: nn.Module, state_dict: dict, prefix: str, local_metadata: Any) -> None:
-        for child in children:
-            for key in [k for k in state_dict if k.startswith(f"{prefix}{child}.")]:
-                state_dict[prefix + key[len(prefix) + len(child) + 1 :]] = state_dict.pop(key)
 
-    def load(mod: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
-        for child in children:
-            for name in mod.get_submodule(child).state_dict():
-                if prefix + name in state_dict:
-                    state_dict[f"{prefix}{child}.{name}"] = state_dict.pop(prefix + name)
+def _lift_keys(children: tuple[str, ...], module: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
+    """After ``state_dict()``: ``{prefix}{child}.{name}`` -> ``{prefix}{name}``."""
+    for child in children:
+        for key in [k for k in state_dict if k.startswith(f"{prefix}{child}.")]:
+            state_dict[prefix + key[len(prefix) + len(child) + 1 :]] = state_dict.pop(key)
 
-    module.register_state_dict_post_hook(save)
-    module.register_load_state_dict_pre_hook(load)
+
+def _lower_keys(children: tuple[str, ...], module: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
+    """Before ``load_state_dict()``: ``{prefix}{name}`` -> ``{prefix}{child}.{name}``."""
+    for child in children:
+        for name in module.get_submodule(child).state_dict():
+            if prefix + name in state_dict:
+                state_dict[f"{prefix}{child}.{name}"] = state_dict.pop(prefix + name)
 
 
 # ---- block, merging, stage --------------------------------------------------------------------

@@ -4,6 +4,7 @@ masks against timm's own functions, and the papers' parameter counts."""
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 import timm
@@ -155,6 +156,8 @@ def test_window_attention_is_mha_plus_the_chapter_3_bias() -> None:
     torch.testing.assert_close(ours(x, mask), ref(x, mask), rtol=1e-6, atol=1e-6)
     with pytest.raises(RuntimeError, match="relative_position_bias_table"):
         ours.load_state_dict({k: v for k, v in ref.state_dict().items() if "table" not in k})
+    copy = pickle.loads(pickle.dumps(ours))  # a whole model can be saved (the hooks are plain functions)
+    assert list(copy.state_dict()) == list(ref.state_dict())
 
 
 # ---- whole models -------------------------------------------------------------------------------------
