@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.cli import main
 from course_lib.grading import Case, all_assignments, case_generator, get_assignment, run_public_tests
-from course_lib.grading.release import ReleaseError, make_exercise, strip_solutions
 from course_lib.grading.spec import PUBLIC_SECRET, Raised, evaluate_reference
 from course_lib.grading.tripwire import Tripwire
+from course_lib.instructor.cli import main
+from course_lib.instructor.release import ReleaseError, make_exercise, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_CELL = "\n".join(
