@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: install vendor book test lint unit nbval html browser slides exercises bench bench-grade clean
+.PHONY: install vendor book test lint unit nbval html browser student slides exercises bench bench-grade clean
 
 # ---- set-up ----------------------------------------------------------------------------------
 # Creates .venv if missing and installs course_lib with its dev extras, pinned by
@@ -46,7 +46,7 @@ book: install vendor
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
 
 # ---- checks ----------------------------------------------------------------------------------
-test: lint unit nbval html browser
+test: lint unit nbval html browser student
 	@echo "make test: all checks passed"
 
 lint: install
@@ -74,6 +74,14 @@ html: book
 browser: install book
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(PY) -m pytest -q -p no:cacheprovider tests/browser
+
+# [colab owner] every chapter and exercise notebook run the way a student opens it: a fresh venv in
+# _build/student-env (kept while pyproject.toml and the constraints do not change), course-lib installed
+# from a copy, not editable, with exactly what the notebooks' first cell installs on Colab, and the
+# notebooks executed from a copy outside the repository. Chapters must run without an error, exercises may
+# raise only their stubs' NotImplementedError. Makes its own environment: needs neither .venv nor `install`.
+student:
+	python3 scripts/student_env.py
 
 # ---- instructors -----------------------------------------------------------------------------
 # [slides owner] one offline reveal.js deck per chapter notebook + PDFs + index under _build/slides/
