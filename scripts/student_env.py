@@ -104,6 +104,14 @@ def downloads(log: Path) -> list[str]:
     return re.findall(r"^\s*Downloading (\S+(?: \([^)]*\))?)", log.read_text(), re.MULTILINE)
 
 
+def megabytes(download: str) -> float:
+    """The size pip printed for one download: ``"x.whl (7.1 MB)"`` -> 7.1, ``"(244 kB)"`` -> 0.244."""
+    found = re.search(r"\(([\d.]+) (kB|MB|GB)\)$", download)
+    if not found:
+        return 0.0
+    return float(found.group(1)) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[found.group(2)]
+
+
 def prepare(build: Path, fresh: bool = False) -> tuple[Path, float, bool]:
     """Make or reuse the environment, install course_lib into it; return (python, seconds, reused)."""
     start = time.perf_counter()
@@ -252,9 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     args.build.mkdir(parents=True, exist_ok=True)
     python, install_s, reused = prepare(args.build, args.fresh)
     fetched = downloads(args.build / "pip.log")
+    large = [name for name in fetched if megabytes(name) >= 1]
     print(f"student-env: {'kept environment, course_lib reinstalled' if reused else 'new environment'} "
-          f"in {install_s:.1f} s; pip downloaded {len(fetched)} file(s)"
-          + "".join(f"\n  {name}" for name in fetched))
+          f"in {install_s:.1f} s; pip downloaded {len(fetched)} file(s), "
+          f"{sum(map(megabytes, fetched)):.1f} MB (torch and torchvision come from this machine's disk)"
+          + "".join(f"\n  {name}" for name in large))
 
     rows: list[tuple[str, float, list[str]]] = []
     with tempfile.TemporaryDirectory(prefix="course-notebooks-") as tmp:
@@ -262,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         if ROOT in work.resolve().parents:
             raise SystemExit(f"student-env: the temporary folder {work} lies inside the repository")
         env = student_environ(kernelspec(python, work / "jupyter"))
+        # Kernels side by side share the cores instead of each starting one thread per core.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, args.jobs))))
         copies = []
         for path in paths:
             kind = path.parent.name

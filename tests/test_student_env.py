@@ -116,6 +116,9 @@ def test_downloads_are_read_from_pips_log(tmp_path: Path) -> None:
         "  Using cached filelock-4.3.1-py3-none-any.whl (244 kB)\n"
     )
     assert student.downloads(log) == ["pillow-13.0.0-cp311-cp311-manylinux_2_28_x86_64.whl (7.1 MB)"]
+    assert student.megabytes("pillow.whl (7.1 MB)") == 7.1
+    assert student.megabytes("filelock.whl (244 kB)") == pytest.approx(0.244)
+    assert student.megabytes("odd") == 0.0
 
 
 def test_what_a_student_does_not_have_is_left_out(tmp_path: Path, monkeypatch) -> None:
