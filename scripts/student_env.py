@@ -220,6 +220,19 @@ def execute_one(path: Path, timeout: int) -> int:
     return 0
 
 
+def stored_seconds(path: Path) -> float:
+    """How long the notebook's stored run took, from its cells' execution timestamps (0 if none)."""
+    from datetime import datetime
+
+    stamps = [cell.get("metadata", {}).get("execution", {}) for cell in json.loads(path.read_text())["cells"]]
+    starts = [s["iopub.execute_input"] for s in stamps if "iopub.execute_input" in s]
+    ends = [s["shell.execute_reply"] for s in stamps if "shell.execute_reply" in s]
+    if not starts or not ends:
+        return 0.0
+    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(max(ends)) - parse(min(starts))).total_seconds()
+
+
 def run_notebook(python: Path, path: Path, env: dict[str, str], timeout: int) -> tuple[float, str]:
     """Execute ``path`` with the environment's Python; return (seconds, stderr tail if it crashed)."""
     start = time.perf_counter()
@@ -280,8 +293,12 @@ def main(argv: list[str] | None = None) -> int:
             (work / kind).mkdir(exist_ok=True)
             copies.append((kind, shutil.copy2(path, work / kind / path.name)))
         start = time.perf_counter()
+        # Longest first (by the stored run), so that the last one to finish is a short one.
+        order = sorted(range(len(copies)), key=lambda i: -stored_seconds(paths[i]))
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            results = list(pool.map(lambda c: run_notebook(python, Path(c[1]), env, args.timeout), copies))
+            futures = {i: pool.submit(run_notebook, python, Path(copies[i][1]), env, args.timeout)
+                       for i in order}
+            results = [futures[i].result() for i in range(len(copies))]
         execute_s = time.perf_counter() - start
         for (kind, copy), (seconds, crash) in zip(copies, results):
             problems = [f"nbclient failed:\n{crash}"] if crash else []

@@ -137,3 +137,15 @@ def test_notebooks_are_the_chapters_and_the_exercises() -> None:
     assert student.notebooks([chapter]) == [ROOT / chapter]
     with pytest.raises(SystemExit, match="not a chapter"):
         student.notebooks(["solutions/01_self_attention.ipynb"])
+
+
+def test_the_longest_stored_run_is_known(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1"), nbformat.v4.new_code_cell("2")])
+    nb.cells[0].metadata["execution"] = {"iopub.execute_input": "2026-11-26T11:04:07.263028Z",
+                                         "shell.execute_reply": "2026-11-26T11:04:08.000000Z"}
+    nb.cells[1].metadata["execution"] = {"iopub.execute_input": "2026-11-26T11:04:09.000000Z",
+                                         "shell.execute_reply": "2026-11-26T11:04:59.763028Z"}
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    assert student.stored_seconds(tmp_path / "a.ipynb") == pytest.approx(52.5)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "b.ipynb")
+    assert student.stored_seconds(tmp_path / "b.ipynb") == 0.0
