@@ -9,10 +9,14 @@ Every function takes tensors, not models, where it can, so each can be checked o
   distance in pixels between a query patch and the patches it attends to, averaged with the attention weights;
 * :func:`position_similarity` - cosine similarity of learned position embeddings (Figure 7 centre);
 * :func:`principal_filters` - principal components of the patch-embedding filters (Figure 7 left);
-* :func:`swin_stage_maps` - the feature maps of each Swin stage (its hierarchy).
+* :func:`swin_stage_maps` - the feature maps of each Swin stage (its hierarchy);
+* :func:`timm_vit` - a timm ViT (pretrained weights where they can be downloaded, e.g. on Colab) converted
+  into course_lib's :class:`~course_lib.vit.VisionTransformer`, with its input normalisation.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +32,7 @@ __all__ = [
     "position_similarity",
     "principal_filters",
     "swin_stage_maps",
+    "timm_vit",
 ]
 
 
@@ -150,3 +155,32 @@ def swin_stage_maps(model: nn.Module, x: Tensor) -> list[Tensor]:
         h = stage(h)
         maps.append(h)
     return maps
+
+
+def timm_vit(
+    name: str = "deit_tiny_patch16_224", pretrained: bool = True, verbose: bool = True
+) -> Optional[tuple[nn.Module, Tensor, Tensor]]:
+    """timm's ViT ``name`` converted into course_lib's ViT, with the mean and std its weights expect.
+
+    With ``pretrained=True`` timm downloads the weights (from the Hugging Face hub): that works online (on
+    Colab), and anywhere else the failure is caught, one line says why, and ``None`` is returned. With
+    ``pretrained=False`` the model is randomly initialised (no network; what the tests use).
+
+    Returns ``(model, mean, std)``: the model in eval mode and ``(3, 1, 1)`` tensors to normalise images in
+    ``[0, 1]`` with, or ``None``.
+    """
+    try:
+        import timm
+
+        from course_lib.convert import vit_from_timm
+
+        reference = timm.create_model(name, pretrained=pretrained)
+    except Exception as err:  # noqa: BLE001 - offline, hub errors, no timm: all mean "not available"
+        if verbose:
+            why = " ".join(str(err).split())[:200] or type(err).__name__
+            print(f"Pretrained {name} is not available here ({why}); this section needs Colab or internet.")
+        return None
+    cfg = reference.pretrained_cfg
+    mean = torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(3, 1, 1)
+    std = torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(3, 1, 1)
+    return vit_from_timm(reference.eval()).eval(), mean, std

@@ -406,10 +406,11 @@ def load_shapes(n_train: int = 8000, n_test: int = 2000, seed: int = 0, size: in
 
     Training images are indices ``0 .. n_train-1`` of the generator, test images start at index 1,000,000:
     a smaller training set is the beginning of a larger one, and the test set is the same for every
-    ``n_train``. Pixels are normalised with fixed constants, ``(x - 0.5) / 0.25``, the same for every size.
+    ``n_train`` (``n_train=0``: only the test set). Pixels are normalised with fixed constants,
+    ``(x - 0.5) / 0.25``, the same for every size.
     """
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train ({n_train}) and n_test ({n_test}) must be >= 1")
+    if n_train < 0 or n_test < 1:
+        raise ValueError(f"n_train ({n_train}) must be >= 0 and n_test ({n_test}) >= 1")
     train = make_shapes(n_train, seed, size)
     test = make_shapes(n_test, seed, size, start=_TEST_OFFSET)
     norm = lambda x: (x - SHAPES_MEAN) / SHAPES_STD  # noqa: E731

@@ -16,6 +16,7 @@ from course_lib.analysis import (
     position_similarity,
     principal_filters,
     swin_stage_maps,
+    timm_vit,
     uniform_attention_distance,
 )
 
@@ -132,3 +133,45 @@ def test_swin_stage_maps_end_in_the_models_features():
     assert [tuple(m.shape) for m in maps] == [(2, 8, 8, 16), (2, 8, 8, 16), (2, 4, 4, 32)]
     with torch.no_grad():
         assert torch.allclose(model.norm(maps[-1]), model.forward_features(x), atol=1e-6)
+
+
+def test_timm_vit_offline_path_with_random_weights(monkeypatch):
+    # The Colab section's code path, offline: a randomly initialised timm DeiT-Ti converted to course_lib,
+    # its attention maps and rollout on the sample photo; the converted model equals timm's.
+    import socket
+
+    import timm
+
+    from course_lib.data import sample_image
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    torch.manual_seed(0)
+    model, mean, std = timm_vit("deit_tiny_patch16_224", pretrained=False)
+    x = ((sample_image(224) - mean) / std)[None]
+    torch.manual_seed(0)
+    reference = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference(x), atol=1e-4)
+    maps = model.attention_maps(x)
+    assert len(maps) == 12 and maps[0].shape == (1, 3, 197, 197)
+    r = attention_rollout(maps)
+    assert r.shape == (1, 197, 197) and torch.allclose(r.sum(-1), torch.ones(1, 197), atol=1e-5)
+    assert mean.shape == (3, 1, 1) and torch.allclose(mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+
+
+def test_timm_vit_pretrained_offline_says_so(monkeypatch, capsys):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert timm_vit("deit_tiny_patch16_224", pretrained=True) is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "not available" in out

@@ -301,4 +301,4 @@ def test_shapes_bad_inputs():
     with pytest.raises(ValueError, match="n must be >= 0"):
         make_shapes(-1)
     with pytest.raises(ValueError, match="n_train"):
-        load_shapes(n_train=0)
+        load_shapes(n_train=-1)
