@@ -155,6 +155,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
+    parser.add_argument("--seeds", type=int, nargs="*", help="only these seeds (several workers in parallel)")
+    parser.add_argument("--arms", nargs="*", help="only these arms")
+    parser.add_argument("--models", nargs="*", help="only these models")
+    parser.add_argument("--merge", nargs="*", default=[], help="other workers' JSON files to merge into --out")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -172,6 +176,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         "device": args.device,
         "threads": args.threads,
     }
+    for other in args.merge:
+        extra = load_results(other)
+        if extra["grid"] != results["grid"]:
+            raise SystemExit(f"{other} was made with another grid configuration")
+        results["runs"].update(extra["runs"])
+    if args.merge:
+        out.write_text(json.dumps(results, indent=1) + "\n")
     data = load_digits_tensors()
     todo = []
     for arm in GRID["arms"]:
@@ -183,7 +194,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     done = 0
     for arm, model, n, seed in todo:
         key = run_key(arm, model, n, seed)
-        if key in results["runs"]:
+        wanted = (args.seeds is None or seed in args.seeds) and (args.arms is None or arm in args.arms)
+        if key in results["runs"] or not wanted or (args.models is not None and model not in args.models):
             continue
         if args.max_runs is not None and done >= args.max_runs:
             break
