@@ -135,9 +135,7 @@ RECIPES: dict[str, Recipe] = {
     "shapes_swin": Recipe(
         "shapes", "swin", "swin_cifar", _SHAPES_SWIN, steps=600, batch_size=32, lr=2e-3, warmup_steps=60
     ),
-    "shapes_vit": Recipe(
-        "shapes", "vit", "vit_cifar", _SHAPES_VIT, steps=1500, batch_size=64, lr=1e-3, warmup_steps=150
-    ),
+    "shapes_vit": Recipe("shapes", "vit", "vit_cifar", _SHAPES_VIT, steps=1000, batch_size=32, lr=2e-3),
 }
 
 
