@@ -158,7 +158,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", help="only these seeds (several workers in parallel)")
     parser.add_argument("--arms", nargs="*", help="only these arms")
     parser.add_argument("--models", nargs="*", help="only these models")
-    parser.add_argument("--merge", nargs="*", default=[], help="other workers' JSON files to merge into --out")
+    parser.add_argument("--merge", nargs="*", default=[], help="other workers' JSON to merge")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
