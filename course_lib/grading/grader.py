@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from .compare import Outcome, Verdict, judge
+from .hints import NO_HINT_ISSUES, dedupe_feedback_hints, feedback_hints  # issue 16
+from .isolation import replaced_note  # issue 16
 from .sandbox import Limits, QuestionJob, run_submission, warm_up
 from .spec import PUBLIC_SECRET, Assignment, Case, case_generator, evaluate_reference
 
@@ -224,8 +226,14 @@ def _score(
                     "passed": verdict.passed,
                     "score": part.points if verdict.passed else 0.0,
                     "message": verdict.message,
+                    "hints": (  # issue 16: every stage of the staged hints of a failed part
+                        []
+                        if verdict.passed or verdict.issue in NO_HINT_ISSUES
+                        else feedback_hints(q, part.name)
+                    ),
                 }
             )
+        dedupe_feedback_hints(q, parts)  # issue 16
         message = ""
         if reference_used:
             message = (
@@ -243,6 +251,7 @@ def _score(
                 "max_score": q.points,
                 "message": message,
                 "parts": parts,
+                "note": replaced_note(assignment, q),  # issue 16
             }
         )
     return questions, issues
@@ -290,6 +299,7 @@ def _grade_one(
                 q.function,
                 q.forbidden,
                 [(c.args, dict(c.kwargs)) for part in prepared[q.id] for c in part.cases],
+                assignment=assignment.name,  # issue 16
             )
             for q in assignment.questions
         ]
@@ -382,6 +392,9 @@ def feedback_markdown(record: dict, assignment: Assignment) -> str:
             if not p["passed"] and p["message"]:
                 line += f" \u2014 {p['message']}"
             lines.append(line)
+            lines += [f"  - {h}" for h in p.get("hints", [])]  # issue 16
+        if q.get("note"):  # issue 16
+            lines.append(f"- note: {q['note']}")
         lines.append("")
     if record.get("cell_errors") or record.get("events"):
         lines += ["## What happened when your notebook ran", ""]
