@@ -334,8 +334,8 @@ Q3 = Question(
     hints=(
         "Chapter 4, section 4.2: a convolution does the same work at every OUTPUT position, so first find "
         "how many output positions there are.",
-        "The statement gives the number of output rows from h, the padding, the kernel and the stride; "
-        "'same' padding is kernel_size // 2.",
+        "The statement gives the number of output rows from h, the padding, the kernel and the stride, and "
+        "says what padding=None means; the columns work the same way with w.",
         "Each output position costs one multiply-add per kernel weight, for every output channel; return a "
         "Python int.",
     ),
