@@ -222,7 +222,7 @@ def test_shifted_mask_reference_matches_timm(secret: str) -> None:
             # The small-map rule of the official Swin code (SwinTransformerBlock.__init__: "if
             # min(self.input_resolution) <= self.window_size: self.shift_size = 0"): no shift, no mask.
             assert bool(expected.all()), case.label
-            if h == w == M:  # one window: timm, built for this very map, agrees (it applies the rule per axis)
+            if h == w == M:  # one window: timm, built for this very map, agrees (its rule is per axis)
                 own = timm_swin.SwinTransformerBlock(4, (h, w), num_heads=1, window_size=M, shift_size=s)
                 assert own.shift_size == (0, 0) and own.attn_mask is None
             continue

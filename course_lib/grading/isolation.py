@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, MutableMapping, Optional
 
 from .spec import Assignment, Question
 
-__all__ = ["substitutes", "graded_alone", "graded_alone_by_name", "replaced_note"]
+__all__ = ["substitutes", "graded_alone", "graded_alone_by_name", "replaced_note", "preload"]
 
 
 def _paused_tripwire(name: str, reference: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,6 +71,15 @@ def graded_alone(
     finally:
         for name, original in saved.items():
             namespace[name] = original  # type: ignore[index]
+
+
+def preload() -> None:
+    """Import every assignment's spec now: in the grading child, call it BEFORE the notebook runs, so that
+    the references bind the library's own functions and not ones the notebook replaced (a notebook that
+    patches ``course_lib.attention`` must not change the reference that stands in for its answer)."""
+    from .assignments import all_assignments
+
+    all_assignments()
 
 
 @contextmanager
