@@ -355,3 +355,41 @@ def test_exercises_import_what_their_demo_cells_use() -> None:
         text = (ROOT / "exercises" / f"{a.name}.ipynb").read_text()
         if "with finish_first(" in text:
             assert "from course_lib.grading.demo import finish_first" in text
+
+
+# ---- questions answered by a value ------------------------------------------------------------------------
+
+
+def test_the_numeric_question_is_the_papers_formula_and_its_feedback_hides_the_value() -> None:
+    a = get_assignment("06")
+    q = a.question("q6")
+    h = w = 96
+    C, M = 128, 12  # Swin-B at 384 pixels, first stage (the statement's numbers)
+    msa = 4 * h * w * C**2 + 2 * (h * w) ** 2 * C  # Swin paper, Eq. 1
+    wmsa = 4 * h * w * C**2 + 2 * M**2 * h * w * C  # Eq. 2
+    assert q.reference() == pytest.approx(msa / wmsa, rel=1e-12)
+    statement = _squash(_statement("solutions", a, "q6"))
+    assert all(f"`{s}`" in statement for s in ("96 x 96", "C = 128", "M = 12"))
+    assert run_public_tests(a, q, lambda: msa / wmsa * (1 + 5e-4)).score == q.points
+    for wrong, way in ((lambda: h * w / M**2, "too large"), (lambda: 2.0, "too small")):
+        text = run_public_tests(a, q, wrong).format()
+        assert way in text and f"{msa / wmsa:.2f}" not in text and f"{msa / wmsa:.1f}" not in text
+    assert "should return a number" in run_public_tests(a, q, lambda: "23.7").format()
+    from course_lib.complexity import msa_macs, wmsa_macs
+
+    shortcut = run_public_tests(a, q, lambda: msa_macs(96, 96, 128) / wmsa_macs(96, 96, 128, 12))
+    assert shortcut.score == 0 and shortcut.reference_used == "course_lib.complexity.msa_macs"
+
+
+def test_the_choice_question_lists_its_options_and_grades_only_the_right_one() -> None:
+    a = get_assignment("06")
+    q = a.question("q7")
+    statement = _statement("solutions", a, "q7")
+    for number, option in enumerate(q.options, start=1):
+        assert f"{number}. {option}" in statement
+    right = q.reference()
+    assert run_public_tests(a, q, lambda: right).score == q.points
+    for other in set(range(1, len(q.options) + 1)) - {right}:
+        text = run_public_tests(a, q, lambda o=other: o).format()
+        assert f"option {other} is not the right one" in text and f"option {right}" not in text
+    assert "an int from 1 to 4" in run_public_tests(a, q, lambda: 7).format()

@@ -48,7 +48,7 @@ def questions_markdown(assignment: Assignment) -> str:
 
 
 _QUESTIONS = re.compile(re.escape(QUESTIONS_BEGIN) + r".*?" + re.escape(QUESTIONS_END), re.S)
-_PARTS = re.compile(r"^Parts:\n(?:- .*(?:\n|$))+", re.M)
+_PARTS = re.compile(r"^Parts:(?:\n- [^\n]*)*", re.M)
 
 
 def _rewrite(assignment: Assignment, kind: str, source: str) -> str:
@@ -60,8 +60,8 @@ def _rewrite(assignment: Assignment, kind: str, source: str) -> str:
     m = re.match(r"## (Q\d+)\. ", source)
     if not m:
         return source
-    text = parts_markdown(assignment.question(m.group(1).lower())) + "\n"
-    return _PARTS.sub(lambda _: text, source).rstrip("\n")
+    text = parts_markdown(assignment.question(m.group(1).lower()))
+    return _PARTS.sub(lambda _: text, source)
 
 
 def update_notebooks(root: Path) -> list[Path]:

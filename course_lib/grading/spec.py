@@ -151,6 +151,9 @@ class Question:
             to the part that tests it (:class:`Rule`).
         answers: expressions that ARE the answer in the statement's notation (``"T * T * D"``); no stub
             or hint may contain them (the solution's own code is checked as well).
+        kind: ``"function"`` (the student's function is called on inputs, public and hidden) or
+            ``"value"`` (a function without arguments returns a number or an option's number: see
+            :mod:`course_lib.grading.understanding`; no hidden inputs then).
     """
 
     id: str
@@ -167,8 +170,11 @@ class Question:
     uses: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
     answers: tuple[str, ...] = ()
+    kind: str = "function"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("function", "value"):
+            raise ValueError(f"question {self.id}: kind must be 'function' or 'value', got {self.kind!r}")
         names = [p.name for p in self.parts]
         for rule in self.rules:
             if rule.part not in names:

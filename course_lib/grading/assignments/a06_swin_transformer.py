@@ -8,6 +8,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from course_lib.complexity import msa_macs, wmsa_macs
 from course_lib.positional import relative_position_index
 from course_lib.swin import PatchMerging, shifted_window_mask, window_partition, window_reverse
 
@@ -15,6 +16,7 @@ from ..compare import matches_variant, same_shape
 from ..inputs import choice, randint, randn
 from ..masks import grid_position, index_comparer, mask_comparer, structure
 from ..spec import Assignment, Case, Part, Question, Rule
+from ..understanding import choice_question, numeric_question
 
 # Swin's building blocks; constructing a SwinBlock or WindowAttention builds the mask and the index.
 SWIN_REFERENCES = (
@@ -528,11 +530,52 @@ Q5 = Question(
     ),
 )
 
+# ---- q6 / q7: questions that make readers think (answers are values) -----------------------------------
+
+Q6 = numeric_question(
+    "q6",
+    "What the windows save",
+    "wmsa_saving",
+    lambda: msa_macs(96, 96, 128) / wmsa_macs(96, 96, 128, 12),  # Swin-B at 384: stage 1, M = 12
+    points=2,
+    rtol=1e-3,
+    description="Omega(MSA) / Omega(W-MSA) within a relative 1e-3",
+    hints=(
+        "Chapter 6, section 6.5 gives the multiply-adds of one global (MSA) and one window (W-MSA) attention "
+        "layer on an h x w map of C channels with M x M windows: the paper's Eq. 1 and 2.",
+        "Put in the statement's h, w, C and M and divide the first count by the second.",
+        "Both counts contain the same four projections, so the ratio is smaller than the ratio of the "
+        "attention terms alone; return a float.",
+    ),
+    forbidden=("course_lib.complexity.msa_macs", "course_lib.complexity.wmsa_macs"),
+)
+
+Q7 = choice_question(
+    "q7",
+    "Why the shifted windows need a mask",
+    "why_the_mask",
+    (
+        "Without it the cost of attention would grow quadratically with the size of the map.",
+        "After the cyclic shift, a window on the bottom or right border holds tokens that were not "
+        "neighbours in the image.",
+        "The windows on the border are smaller than M x M and are padded with zeros, which must be ignored.",
+        "It keeps each token from attending to itself.",
+    ),
+    correct=2,
+    hints=(
+        "Chapter 6, section 6.2: what does the cyclic shift put into the windows on the bottom and right "
+        "border?",
+        "The cyclic shift changes neither the number of windows nor their size, and a token may attend to "
+        "itself in every kind of attention of this course.",
+        "Which pairs of tokens does your Q3 mask block, and where did those tokens sit before the roll?",
+    ),
+)
+
 ASSIGNMENT = Assignment(
     name="06_swin_transformer",
     title="The Swin Transformer",
     chapter="06_swin_transformer",
-    questions=(Q1, Q2, Q3, Q4, Q5),
+    questions=(Q1, Q2, Q3, Q4, Q5, Q6, Q7),
 )
 
 __all__ = ["ASSIGNMENT"]
