@@ -17,13 +17,21 @@ answer was replaced (:func:`replaced_note`).
 from __future__ import annotations
 
 import functools
+import pkgutil
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, MutableMapping, Optional
 
 from .spec import Assignment, Question
 
-__all__ = ["substitutes", "graded_alone", "graded_alone_by_name", "replaced_note", "preload"]
+__all__ = [
+    "substitutes",
+    "graded_alone",
+    "graded_alone_by_name",
+    "replaced_note",
+    "preload",
+    "assignment_modules",
+]
 
 
 def _paused_tripwire(name: str, reference: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,6 +79,17 @@ def graded_alone(
     finally:
         for name, original in saved.items():
             namespace[name] = original  # type: ignore[index]
+
+
+def assignment_modules() -> list[str]:
+    """The dotted names of the assignment spec modules (for the grader's fork server to import once)."""
+    from . import assignments
+
+    return [
+        f"{assignments.__name__}.{m.name}"
+        for m in sorted(pkgutil.iter_modules(assignments.__path__), key=lambda m: m.name)
+        if m.name.startswith("a") and m.name[1:3].isdigit()
+    ]
 
 
 def preload() -> None:
