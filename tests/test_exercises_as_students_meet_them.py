@@ -231,6 +231,37 @@ def test_a_bug_in_q1_no_longer_costs_points_in_q2_in_the_batch_grader(tmp_path: 
     assert any(t["name"].startswith("q2 ") and note in t["output"] for t in tests)
 
 
+
+PATCHES_THE_LIBRARY = """
+import torch
+import course_lib.attention as _lib
+_lib.scaled_dot_product_attention = lambda *args, **kwargs: (torch.zeros(()), torch.zeros(()))
+"""
+
+
+def test_the_batch_binds_the_references_before_the_notebook_can_patch_the_library(tmp_path: Path) -> None:
+    """The grader's fork server imports every assignment spec (no secret there) and the child binds them
+    before the first cell: a notebook that replaces ``course_lib.attention.scaled_dot_product_attention``
+    does not change the reference that stands in for its ``attention`` while Q4 is graded."""
+    from course_lib.grading import sandbox
+    from course_lib.grading.alone import assignment_modules
+
+    assert set(assignment_modules()) <= set(sandbox._PRELOAD)
+    a = get_assignment("01")
+    nb = nbformat.read(ROOT / "solutions" / f"{a.name}.ipynb", as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(PATCHES_THE_LIBRARY.strip()))
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    nbformat.write(nb, subs / "patched.ipynb")
+    args = ["grade", "--assignment", a.name, str(subs), "--out", str(out), "--seed", "s", "--quiet"]
+    assert main(args + ["--jobs", "1", "--timeout", "60"]) == 0
+    with open(out / "gradebook.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["q4"]) == a.question("q4").points, (out / "feedback" / "patched.md").read_text()
+    assert float(row["total"]) == sum(q.points for q in a.questions)
+
+
 # ---- hints: staged, and never the answer ----------------------------------------------------------------
 
 
