@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: install vendor book locales test lint unit nbval html browser slides exercises bench bench-grade clean
+.PHONY: install vendor book locales test lint unit nbval html browser student slides exercises bench bench-grade clean
 
 # ---- set-up ----------------------------------------------------------------------------------
 # Creates .venv if missing and installs course_lib with its dev extras, pinned by
@@ -54,7 +54,7 @@ locales: install
 	$(PY) scripts/i18n_book.py locales
 
 # ---- checks ----------------------------------------------------------------------------------
-test: lint unit nbval html browser
+test: lint unit nbval html browser student
 	@echo "make test: all checks passed"
 
 lint: install
@@ -86,6 +86,14 @@ browser: install book
 	# CJK glyphs for the Chinese edition's pages and screenshots (boxes without them)
 	fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y fonts-noto-cjk)
 	$(PY) -m pytest -q -p no:cacheprovider tests/browser
+
+# [colab owner] every chapter and exercise notebook run the way a student opens it: a fresh venv in
+# _build/student-env (kept while pyproject.toml and the constraints do not change), course-lib installed
+# from a copy, not editable, with exactly what the notebooks' first cell installs on Colab, and the
+# notebooks executed from a copy outside the repository. Chapters must run without an error, exercises may
+# raise only their stubs' NotImplementedError. Makes its own environment: needs neither .venv nor `install`.
+student:
+	python3 scripts/student_env.py
 
 # ---- instructors -----------------------------------------------------------------------------
 # [slides owner] one offline reveal.js deck per chapter notebook + PDFs + index under _build/slides/

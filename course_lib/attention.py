@@ -15,10 +15,18 @@ Masks follow the convention of :func:`torch.nn.functional.scaled_dot_product_att
 * ``is_causal=True`` lets query ``i`` see only keys ``j <= i``.
 
 A query whose keys are *all* masked has nothing to attend to. Plain softmax would divide 0 by 0 and
-return NaN; here such a row gets **all-zero weights and a zero output vector**, in both the explicit
-and the fused path, so that a padded sequence cannot poison a batch with NaN.
+return NaN; here such a row gets **all-zero weights and a zero output vector**, so that a padded
+sequence cannot poison a batch with NaN.
 
 The softmax subtracts each row's maximum before exponentiating, so logits of 1e4 do not overflow.
+
+Two functions compute the formula:
+
+* :func:`scaled_dot_product_attention` is the book's: the formula written out, one step per line,
+  built from :func:`attention_logits`, :func:`combine_masks` and :func:`masked_softmax`;
+* :func:`fast_attention`, at the end of this module, returns the same output faster (torch's fused
+  kernel and two smaller tricks, documented there). The models call it; the tests check that both
+  equal ``torch.nn.functional.scaled_dot_product_attention``.
 """
 
 from __future__ import annotations
@@ -36,31 +44,10 @@ __all__ = [
     "attention_logits",
     "masked_softmax",
     "combine_masks",
+    "fast_attention",
     "fused_attention",
     "fused_attention_enabled",
 ]
-
-_FUSED = True
-
-
-def fused_attention_enabled() -> bool:
-    """Whether :func:`scaled_dot_product_attention` may call torch's fused kernel."""
-    return _FUSED
-
-
-@contextmanager
-def fused_attention(enabled: bool) -> Iterator[None]:
-    """Turn torch's fused attention kernel on or off inside a ``with`` block.
-
-    The fused kernel is faster, but ``torch.utils.flop_counter.FlopCounterMode`` counts *zero* FLOPs
-    for it on the CPU, so FLOP measurements run with ``fused_attention(False)``.
-    """
-    global _FUSED
-    previous, _FUSED = _FUSED, bool(enabled)
-    try:
-        yield
-    finally:
-        _FUSED = previous
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -169,9 +156,8 @@ def scaled_dot_product_attention(
     scale: Optional[float] = None,
     dropout_p: float = 0.0,
     need_weights: bool = False,
-    fused: Optional[bool] = None,
 ) -> tuple[Tensor, Optional[Tensor]]:
-    """``softmax(q k^T * scale + bias + mask) v``.
+    """``softmax(q k^T * scale + bias + mask) v``: the book's formula, one step per line.
 
     Args:
         q: queries ``(..., N_q, d_k)``.
@@ -183,26 +169,31 @@ def scaled_dot_product_attention(
         scale: logit scale; ``1/sqrt(d_k)`` by default.
         dropout_p: dropout on the attention weights (pass 0 in eval mode).
         need_weights: also return the weights ``(..., N_q, N_k)``.
-        fused: use ``torch.nn.functional.scaled_dot_product_attention`` when the weights are not
-            needed. ``None`` follows :func:`fused_attention` (on by default).
 
     Returns:
         ``(output, weights)``: output ``(..., N_q, d_v)``; weights ``(..., N_q, N_k)`` or ``None``.
+        A query whose keys are all masked gets zero weights and a zero output.
+
+    The models call :func:`fast_attention`, which returns the same output faster.
     """
+    _check_inputs(q, k, v, mask, bias, dropout_p)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5  # 1 / sqrt(d_k)
+    logits = attention_logits(q, k, scale)  # (..., N_q, N_k): how well query i matches key j
+    additive = combine_masks(q.shape[-2], k.shape[-2], mask, bias, is_causal, dtype=q.dtype, device=q.device)
+    weights = masked_softmax(logits, additive)  # each row sums to 1 (or is all 0: nothing to attend to)
+    attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return attn @ v, (weights if need_weights else None)  # (..., N_q, d_v): weighted average of values
+
+
+def _check_inputs(
+    q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], bias: Optional[Tensor], dropout_p: float
+) -> None:
+    """Shapes that fit together, a mask and a bias that broadcast to the logits, a dropout rate in [0, 1)."""
     _check_qkv(q, k, v)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p={dropout_p} must be in [0, 1)")
-    n_q, n_k = q.shape[-2], k.shape[-2]
-    if scale is None:
-        scale = q.shape[-1] ** -0.5
-    use_fused = (_FUSED if fused is None else fused) and not need_weights
-
-    if use_fused and mask is None and bias is None:
-        # Nothing to combine: hand causality straight to the kernel.
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
-        return out, None
-
-    logits_shape = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])) + (n_q, n_k)
+    logits_shape = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])) + (q.shape[-2], k.shape[-2])
     for name, term in (("mask", mask), ("bias", bias)):
         if term is not None and not _broadcasts(tuple(term.shape), logits_shape):
             raise ValueError(
@@ -210,33 +201,86 @@ def scaled_dot_product_attention(
                 f"{logits_shape} (..., queries, keys)"
             )
 
-    additive = combine_masks(n_q, n_k, mask, bias, is_causal, dtype=q.dtype, device=q.device)
+
+# ---- the fast path ----------------------------------------------------------------------------------
+# Everything below computes what scaled_dot_product_attention computes, only faster. The models
+# (MultiHeadAttention, Swin's WindowAttention) call fast_attention; bench/bench_models.py measures it.
+
+_FUSED = True
+
+
+def fused_attention_enabled() -> bool:
+    """Whether :func:`fast_attention` may call torch's fused kernel."""
+    return _FUSED
+
+
+@contextmanager
+def fused_attention(enabled: bool) -> Iterator[None]:
+    """Turn torch's fused attention kernel on or off inside a ``with`` block.
+
+    The fused kernel is faster, but ``torch.utils.flop_counter.FlopCounterMode`` counts *zero* FLOPs
+    for it on the CPU, so FLOP measurements run with ``fused_attention(False)``.
+    """
+    global _FUSED
+    previous, _FUSED = _FUSED, bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED = previous
+
+
+
+def fast_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Optional[Tensor] = None,
+    bias: Optional[Tensor] = None,
+    *,
+    is_causal: bool = False,
+    scale: Optional[float] = None,
+    dropout_p: float = 0.0,
+) -> Tensor:
+    """The output of :func:`scaled_dot_product_attention` (same arguments, no weights), computed fast.
+
+    Three tricks, in this order:
+
+    1. **torch's fused kernel** (``F.scaled_dot_product_attention``) does the whole formula in one call,
+       without storing the ``(N_q, N_k)`` weights; mask and bias are folded into one additive tensor
+       first, and more than two leading dimensions are folded into ``(batch, heads)``, the layout of
+       the kernel's fast paths. Rows whose keys are all masked are set to zero afterwards (kernels
+       disagree there: NaN or zeros). :func:`fused_attention` turns this off (for FLOP counting).
+    2. **the CPU-autograd case**: a bias that needs a gradient (Swin's learned relative position bias,
+       in training) sends torch's CPU kernel to a slow reference path; the explicit formula is faster.
+    3. **the explicit formula, lean**: the mask is added to the logits *in place* (the matmul's
+       backward needs ``q`` and ``k``, not its output; this saves a logits-sized allocation, which is
+       ``B * windows * heads * N * N`` floats in Swin) and ``torch.softmax`` does the stable softmax in
+       one pass. Fully masked rows go to :func:`masked_softmax` instead.
+    """
+    _check_inputs(q, k, v, mask, bias, dropout_p)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    if _FUSED and mask is None and bias is None:  # 1, nothing to combine: causality goes to the kernel
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+    additive = combine_masks(q.shape[-2], k.shape[-2], mask, bias, is_causal, dtype=q.dtype, device=q.device)
     empty_rows = _empty_rows(additive)
-    if use_fused and additive is not None and additive.requires_grad and torch.is_grad_enabled():
-        # A mask that needs a gradient (Swin's learned relative position bias, in training) sends
-        # torch's CPU kernel to its slow reference path: the explicit path below is faster there.
-        use_fused = q.device.type != "cpu"
-
-    if use_fused:
+    cpu_autograd = (
+        q.device.type == "cpu" and additive is not None and additive.requires_grad and torch.is_grad_enabled()
+    )
+    if _FUSED and not cpu_autograd:  # 1
         out = _fused(q, k, v, additive, dropout_p, scale)
-        # Kernels disagree on rows whose keys are all removed: NaN or zeros. Make them zeros.
-        return (out if empty_rows is None else out.masked_fill(empty_rows, 0.0)), None
-
-    logits = attention_logits(q, k, scale)
-    if empty_rows is None:
-        # No row is fully removed: torch.softmax also subtracts each row's maximum, in one pass.
+        return out if empty_rows is None else out.masked_fill(empty_rows, 0.0)
+    logits = attention_logits(q, k, scale)  # 2 and 3
+    if empty_rows is not None:
+        weights = masked_softmax(logits, additive)  # zeros, not 0/0, and finite gradients
+    else:
         if additive is not None and torch.broadcast_shapes(logits.shape, additive.shape) == logits.shape:
-            # In place: the matmul's backward needs q and k, not its output, and this saves a
-            # logits-sized allocation per call (B * windows * heads * N * N floats in Swin).
             logits = logits.add_(additive)
         elif additive is not None:
             logits = logits + additive
         weights = torch.softmax(logits, dim=-1)
-    else:
-        weights = masked_softmax(logits, additive)  # zeros, not 0/0, and finite gradients
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
-    out = attn @ v
-    return out, (weights if need_weights else None)
+    return attn @ v
 
 
 def _empty_rows(additive: Optional[Tensor]) -> Optional[Tensor]:

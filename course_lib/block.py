@@ -103,6 +103,7 @@ class TransformerBlock(nn.Module):
         self,
         dim: int,
         num_heads: int,
+        *,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         drop: float = 0.0,

@@ -18,7 +18,7 @@ count them separately, in ``Cost.left_out`` (elements processed by each kind of 
 unfused path as well (the same as ``TIMM_FUSED_ATTN=0``); ``fused=True`` shows the undercount.
 
 The analytic counts reproduce the papers (224x224, batch 1): ViT-S/16 4.60G and ViT-B/16 17.56G
-(DeiT prints 4.6G and 17.6G; the Swin paper's Table 1 prints 4.6G and 17.5G, the latter truncated),
+(the Swin paper's Table 1 prints 4.6G for DeiT-S and 17.5G for DeiT-B; DeiT's own Table 1 lists no FLOPs),
 Swin-T 4.49G, Swin-S 8.74G, Swin-B 15.43G (Swin Table 1: 4.5G, 8.7G, 15.4G).
 
 Attention versus convolution as the image grows (chapters 4-6): with ``n = h*w`` tokens of width
@@ -29,9 +29,11 @@ they can be evaluated on a range of resolutions.
 
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +54,7 @@ __all__ = [
     "measure_flops",
     "measure_flop_breakdown",
     "unfused_attention",
+    "peak_memory",
 ]
 
 
@@ -276,3 +279,44 @@ def measure_flop_breakdown(model: nn.Module, *inputs: Tensor, fused: bool = Fals
     """FLOPs by operator (``'aten.addmm'``, ``'aten.bmm'``, ``'aten.convolution'``...), whole model."""
     counts = _run_counted(model, inputs, fused).get_flop_counts().get("Global", {})
     return {str(op): int(n) for op, n in counts.items()}
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to file descriptor 2 (the profiler's C++ start/stop log lines,
+    which a notebook would otherwise show as output). Python exceptions are unaffected."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory(fn: Callable[..., object], *args: object, **kwargs: object) -> int:
+    """Peak bytes allocated on the CPU while ``fn(*args, **kwargs)`` runs, above what was allocated before.
+
+    Memory held before the call (the weights, the inputs) is not counted; everything ``fn`` allocates
+    is, including tensors it frees again (the attention matrix of an unfused attention). Measured with
+    ``torch.profiler`` (``profile_memory=True``): the allocation and free events, summed in time order.
+    CPU allocations only; on a GPU use ``torch.cuda.max_memory_allocated``.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn(*args, **kwargs)
+    cpu = torch.autograd.DeviceType.CPU
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == cpu]
+    current = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        current += event.nbytes()
+        peak = max(peak, current)
+    return peak

@@ -18,13 +18,14 @@ timm is only needed for the ``*_to_timm`` functions and is imported there.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
-from .swin import SwinTransformer
-from .vit import VisionTransformer
+from .swin import SwinConfig, SwinTransformer
+from .vit import VisionTransformer, ViTConfig
 
 __all__ = [
     "vit_from_timm",
@@ -35,12 +36,12 @@ __all__ = [
 ]
 
 
-def _pair_value(x: Any) -> int:
-    if isinstance(x, (tuple, list)):
-        if x[0] != x[1]:
-            raise ValueError(f"only square sizes are supported, got {tuple(x)}")
-        return int(x[0])
-    return int(x)
+def _side(size: Any) -> int:
+    """timm stores sizes as ``(h, w)`` pairs; course_lib's models are square."""
+    h, w = (size, size) if isinstance(size, int) else size
+    if h != w:
+        raise ValueError(f"only square sizes are supported, got {(h, w)}")
+    return int(h)
 
 
 def _require(cond: bool, what: str) -> None:
@@ -77,9 +78,9 @@ def vit_from_timm(timm_model: nn.Module) -> VisionTransformer:
     _require(abs(blk.norm1.eps - 1e-6) < 1e-12, f"LayerNorm eps {blk.norm1.eps}")
     embed_dim = t.embed_dim
     num_classes = t.head.out_features if isinstance(t.head, nn.Linear) else 0
-    model = VisionTransformer(
-        img_size=_pair_value(t.patch_embed.img_size),
-        patch_size=_pair_value(t.patch_embed.patch_size),
+    model = VisionTransformer(ViTConfig(
+        img_size=_side(t.patch_embed.img_size),
+        patch_size=_side(t.patch_embed.patch_size),
         in_chans=t.patch_embed.proj.in_channels,
         num_classes=num_classes,
         embed_dim=embed_dim,
@@ -90,7 +91,7 @@ def vit_from_timm(timm_model: nn.Module) -> VisionTransformer:
         class_token=t.cls_token is not None,
         global_pool=t.global_pool,
         dynamic_img_size=bool(getattr(t, "dynamic_img_size", False)),
-    )
+    ))  # fmt: skip
     return _load(model, t.state_dict(), t)
 
 
@@ -98,21 +99,8 @@ def vit_to_timm(model: VisionTransformer) -> nn.Module:
     """The inverse of :func:`vit_from_timm`: a timm ``VisionTransformer`` with these weights."""
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
-    c = model.config
-    t = TimmViT(
-        img_size=model.patch_embed.img_size,
-        patch_size=c.patch_size,
-        in_chans=c.in_chans,
-        num_classes=c.num_classes,
-        global_pool=c.global_pool,
-        embed_dim=c.embed_dim,
-        depth=c.depth,
-        num_heads=c.num_heads,
-        mlp_ratio=c.mlp_ratio,
-        qkv_bias=c.qkv_bias,
-        class_token=c.class_token,
-        dynamic_img_size=c.dynamic_img_size,
-    )
+    # ViTConfig's fields are timm's constructor arguments, by design.
+    t = TimmViT(**asdict(model.config))
     return _load(t, model.state_dict(), model)
 
 
@@ -130,14 +118,14 @@ def swin_from_timm(timm_model: nn.Module) -> SwinTransformer:
     _require(not getattr(t, "dynamic_img_size", False), "dynamic image sizes")
     windows = {s.blocks[0].attn.window_size for s in stages}
     # A stage whose map is smaller than the window shrinks its window to the map: take the largest.
-    window = max(_pair_value(w) for w in windows)
+    window = max(_side(w) for w in windows)
     blk = stages[0].blocks[0]
     _require(abs(blk.norm1.eps - 1e-5) < 1e-12, f"LayerNorm eps {blk.norm1.eps}")
     _require(blk.attn.qkv.out_features == 3 * blk.dim, "a head_dim other than dim / num_heads")
     num_classes = t.head.fc.out_features if isinstance(t.head.fc, nn.Linear) else 0
-    model = SwinTransformer(
-        img_size=_pair_value(t.patch_embed.img_size),
-        patch_size=_pair_value(t.patch_embed.patch_size),
+    model = SwinTransformer(SwinConfig(
+        img_size=_side(t.patch_embed.img_size),
+        patch_size=_side(t.patch_embed.patch_size),
         in_chans=t.patch_embed.proj.in_channels,
         num_classes=num_classes,
         embed_dim=t.embed_dim,
@@ -146,12 +134,12 @@ def swin_from_timm(timm_model: nn.Module) -> SwinTransformer:
         window_size=window,
         mlp_ratio=blk.mlp.fc1.out_features / blk.dim,
         qkv_bias=blk.attn.qkv.bias is not None,
-    )
+    ))  # fmt: skip
     for ours, theirs in zip(model.layers, stages):
         for b_ours, b_theirs in zip(ours.blocks, theirs.blocks):
             if (b_ours.window_size, b_ours.shift_size) != (
-                _pair_value(b_theirs.window_size),
-                _pair_value(b_theirs.shift_size),
+                _side(b_theirs.window_size),
+                _side(b_theirs.shift_size),
             ):
                 raise ValueError("timm's window/shift sizes differ from course_lib's for this configuration")
     return _load(model, t.state_dict(), t)
@@ -161,20 +149,8 @@ def swin_to_timm(model: SwinTransformer) -> nn.Module:
     """The inverse of :func:`swin_from_timm`: a timm ``SwinTransformer`` with these weights."""
     from timm.models.swin_transformer import SwinTransformer as TimmSwin
 
-    c = model.config
-    t = TimmSwin(
-        img_size=c.img_size,
-        patch_size=c.patch_size,
-        in_chans=c.in_chans,
-        num_classes=c.num_classes,
-        embed_dim=c.embed_dim,
-        depths=c.depths,
-        num_heads=c.num_heads,
-        window_size=c.window_size,
-        mlp_ratio=c.mlp_ratio,
-        qkv_bias=c.qkv_bias,
-        drop_path_rate=0.0,
-    )
+    # SwinConfig's fields are timm's constructor arguments, by design.
+    t = TimmSwin(**asdict(model.config))
     return _load(t, model.state_dict(), model)
 
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import scaled_dot_product_attention
+from .attention import fast_attention, scaled_dot_product_attention
+from .layers import check_heads, check_rate
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
@@ -27,9 +28,10 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
 
 
 def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, N, d) -> (B, N, H*d)``: the inverse of :func:`split_heads`."""
-    B, H, N, d = x.shape
-    return x.transpose(1, 2).reshape(B, N, H * d)
+    """``(B, H, N, d) -> (B, N, H*d)``: the inverse of :func:`split_heads` (more leading dimensions
+    than ``B`` are kept as they are)."""
+    *lead, H, N, d = x.shape
+    return x.transpose(-3, -2).reshape(*lead, N, H * d)
 
 
 class MultiHeadAttention(nn.Module):
@@ -44,23 +46,22 @@ class MultiHeadAttention(nn.Module):
 
     Shapes: ``x`` ``(B, N, D)``; ``context`` (cross-attention keys/values) ``(B, M, D)``;
     output ``(B, N, D)``; weights ``(B, H, N, M)`` or, averaged over heads, ``(B, N, M)``.
+    Self-attention also takes more leading dimensions, ``(..., N, D)``: Swin passes its windows as
+    ``(B, windows, N, D)`` so that a per-window bias broadcasts over the batch.
     """
 
     def __init__(
         self,
         embed_dim: int,
         num_heads: int,
+        *,
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"embed_dim={embed_dim} and num_heads={num_heads} must be positive")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
-        if not 0.0 <= attn_drop < 1.0:
-            raise ValueError(f"attn_drop={attn_drop} must be in [0, 1)")
+        check_heads(embed_dim, num_heads)
+        check_rate("attn_drop", attn_drop)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -75,15 +76,17 @@ class MultiHeadAttention(nn.Module):
 
         Returns ``q, k, v``, each ``(B, H, tokens, D/H)``.
         """
-        B, N, D = x.shape
+        D = x.shape[-1]
         if D != self.embed_dim:
             raise ValueError(f"input has {D} features but the layer expects embed_dim={self.embed_dim}")
         H, d = self.num_heads, self.head_dim
         if context is None:
-            # One matmul for all three, then (B, N, 3, H, d) -> (3, B, H, N, d).
-            qkv = self.qkv(x).reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4)
+            # One matmul for all three, then (B, N, 3, H, d) -> (3, B, H, N, d), as timm's
+            # permute(2, 0, 3, 1, 4); written with negative dimensions for any leading ones.
+            qkv = self.qkv(x).unflatten(-1, (3, H, d)).movedim(-3, 0).transpose(-3, -2)
             return qkv.unbind(0)
-        if context.dim() != 3 or context.shape[0] != B or context.shape[-1] != D:
+        B = x.shape[0]
+        if x.dim() != 3 or context.dim() != 3 or context.shape[0] != B or context.shape[-1] != D:
             raise ValueError(
                 f"context of shape {tuple(context.shape)} does not fit x of shape {tuple(x.shape)}"
             )
@@ -111,23 +114,23 @@ class MultiHeadAttention(nn.Module):
         Returns ``(out (B, N, D), weights)`` with weights ``(B, H, N, M)``, ``(B, N, M)`` when
         ``average_weights``, or ``None`` unless ``need_weights``.
         """
-        if x.dim() != 3:
+        if x.dim() < 3:
             raise ValueError(f"expected x of shape (B, N, D), got {tuple(x.shape)}")
-        q, k, v = self.project_qkv(x, context)
-        out, weights = scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            mask,
-            bias,
-            is_causal=is_causal,
-            scale=self.scale,
-            dropout_p=self.attn_drop if self.training else 0.0,
-            need_weights=need_weights,
-        )
+        q, k, v = self.project_qkv(x, context)  # each (B, H, tokens, D/H)
+        dropout_p = self.attn_drop if self.training else 0.0
+        if need_weights:  # the book's formula, which also returns the weights
+            out, weights = scaled_dot_product_attention(
+                q, k, v, mask, bias, is_causal=is_causal, scale=self.scale, dropout_p=dropout_p,
+                need_weights=True,
+            )  # fmt: skip
+        else:  # the same output, from torch's fused kernel where it can (see fast_attention)
+            out = fast_attention(
+                q, k, v, mask, bias, is_causal=is_causal, scale=self.scale, dropout_p=dropout_p
+            )  # fmt: skip
+            weights = None
         out = self.proj_drop(self.proj(merge_heads(out)))
         if weights is not None and average_weights:
-            weights = weights.mean(dim=1)
+            weights = weights.mean(dim=-3)
         return out, weights
 
     @classmethod

@@ -19,11 +19,13 @@ way. Everything that makes "token 3 is left of token 4" visible to the model liv
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .layers import Size2d, pair
 
 __all__ = [
     "sinusoidal_encoding",
@@ -37,18 +39,6 @@ __all__ = [
     "apply_rope",
     "resample_abs_pos_embed",
 ]
-
-Size2d = Union[int, Sequence[int]]
-
-
-def _to_2d(size: Size2d, name: str) -> tuple[int, int]:
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"{name} must be a positive int or a pair (h, w) of positive ints, got {size}")
-    return size
-
 
 def _check_even_dim(dim: int, what: str = "dim") -> None:
     if dim <= 0 or dim % 2:
@@ -207,7 +197,7 @@ def sincos_2d_encoding(
     """
     if dim <= 0 or dim % 4:
         raise ValueError(f"dim={dim} must be a positive multiple of 4 (sin/cos pairs for rows and columns)")
-    grid_h, grid_w = _to_2d((grid_h, grid_w), "grid size")
+    grid_h, grid_w = pair((grid_h, grid_w), "grid size")
     rows = sinusoidal_encoding(grid_h, dim // 2, base, dtype=dtype, device=device)  # (h, D/2)
     cols = sinusoidal_encoding(grid_w, dim // 2, base, dtype=dtype, device=device)  # (w, D/2)
     half = dim // 2
@@ -230,7 +220,7 @@ def relative_position_index(window_h: int, window_w: int) -> Tensor:
     2-D index with ``2*Ww - 1`` columns gives a row of the ``((2Wh-1)(2Ww-1), heads)`` bias table.
     Pairs with the same offset share a row, which is what makes the bias *relative*.
     """
-    window_h, window_w = _to_2d((window_h, window_w), "window size")
+    window_h, window_w = pair((window_h, window_w), "window size")
     coords = torch.stack(
         torch.meshgrid(torch.arange(window_h), torch.arange(window_w), indexing="ij")
     )  # (2, Wh, Ww)
@@ -256,7 +246,7 @@ class RelativePositionBias(nn.Module):
 
     def __init__(self, window_size: Size2d, num_heads: int) -> None:
         super().__init__()
-        self.window_size = _to_2d(window_size, "window_size")
+        self.window_size = pair(window_size, "window_size")
         if num_heads <= 0:
             raise ValueError(f"num_heads={num_heads} must be positive")
         self.num_heads = num_heads
@@ -356,7 +346,7 @@ def resample_abs_pos_embed(
         raise ValueError(
             f"num_prefix_tokens={num_prefix_tokens} does not fit posemb with {posemb.shape[1]} tokens"
         )
-    new_h, new_w = _to_2d(new_size, "new_size")
+    new_h, new_w = pair(new_size, "new_size")
     num_grid = posemb.shape[1] - num_prefix_tokens
     if old_size is None:
         side = math.isqrt(num_grid)
@@ -366,7 +356,7 @@ def resample_abs_pos_embed(
             )
         old_h, old_w = side, side
     else:
-        old_h, old_w = _to_2d(old_size, "old_size")
+        old_h, old_w = pair(old_size, "old_size")
         if old_h * old_w != num_grid:
             raise ValueError(
                 f"old_size=({old_h}, {old_w}) needs {old_h * old_w} grid tokens, posemb has {num_grid}"

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["setup", "pick_device", "seed_everything", "on_colab"]
+__all__ = ["setup", "pick_device", "seed_everything", "on_colab", "describe"]
 
 
 def on_colab() -> bool:
@@ -36,7 +36,27 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, prefer: str | None = None) -> torch.device:
-    """Seed everything and return the device to use. Called in every notebook's first cell."""
+def describe(device: torch.device) -> str:
+    """One line saying what runs the notebook: course-lib's and torch's versions and the device.
+
+    e.g. ``course-lib 0.1.0 | torch 2.14.1+cu130 | device: cpu`` or ``... | device: cuda (NVIDIA T4)``.
+    """
+    from course_lib import __version__
+
+    where = str(device)
+    if device.type == "cuda":
+        where += f" ({torch.cuda.get_device_name(device)})"
+    return f"course-lib {__version__} | torch {torch.__version__} | device: {where}"
+
+
+def setup(seed: int = 0, prefer: str | None = None, verbose: bool = True) -> torch.device:
+    """Seed everything and return the device to use. Called in every notebook's first cell.
+
+    With ``verbose`` (the default) it prints :func:`describe`'s line, so a notebook's first output says
+    which course-lib, which torch and which device it ran with.
+    """
     seed_everything(seed)
-    return pick_device(prefer)
+    device = pick_device(prefer)
+    if verbose:
+        print(describe(device))
+    return device

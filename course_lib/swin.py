@@ -41,18 +41,18 @@ paper's Table 1 prints 29M / 50M / 88M; the official repository lists Swin-T as 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from .attention import scaled_dot_product_attention
 from .block import DropPath, Mlp
+from .layers import PatchEmbed, check_heads, check_rate, drop_path_rates
 from .multihead import MultiHeadAttention
-from .positional import relative_position_index
+from .positional import RelativePositionBias
 from .registry import named_config
-from .vit import PatchEmbed, _linspace
 
 __all__ = [
     "window_partition",
@@ -179,90 +179,82 @@ def shifted_window_bias(h: int, w: int, window: int, shift: int, fill: float = M
 
 
 # ---- attention --------------------------------------------------------------------------------
-class WindowAttention(MultiHeadAttention):
+class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, with a learned relative position bias.
 
-    ``(B * nW, N, C) -> (B * nW, N, C)`` with ``N = M*M`` tokens per window. It is a
-    :class:`~course_lib.multihead.MultiHeadAttention` (same ``qkv`` and ``proj``) plus
-    ``relative_position_bias_table`` ``((2M-1)^2, heads)``: one learned number per head for every
-    offset between two tokens of a window. The bias, and the shift mask if any, are added to the
-    logits as ONE additive tensor, so the fused attention kernel does all the rest.
-    """
+    ``(B * nW, N, C) -> (B * nW, N, C)`` with ``N = M*M`` tokens per window. It is made of two modules
+    the book has already built:
 
-    relative_position_index: Tensor
+    * ``mha``, the :class:`~course_lib.multihead.MultiHeadAttention` of chapter 2 (``qkv`` and ``proj``);
+    * ``position_bias``, the :class:`~course_lib.positional.RelativePositionBias` of chapter 3: one learned
+      number per head for every offset between two tokens of a window, ``(heads, N, N)``.
+
+    The bias, plus the shift mask if any, is the ``bias`` argument of the attention.
+
+    **State-dict names.** The state dict uses timm's flat names (``qkv.weight``, ``proj.weight``,
+    ``relative_position_bias_table``), so timm and official checkpoints load as they are; in Python the
+    parameters are reached through the two parts (``attn.mha.qkv``,
+    ``attn.position_bias.relative_position_bias_table``).
+    """
 
     def __init__(
         self,
         dim: int,
         num_heads: int,
         window_size: int,
+        *,
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
     ) -> None:
-        super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        super().__init__()
         self.window_size = window_size
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02, a=-2.0, b=2.0)
-        # Non-persistent, as in timm: rebuilt from the window size, not saved in the state dict.
-        self.register_buffer(
-            "relative_position_index", relative_position_index(window_size, window_size), persistent=False
+        self.position_bias = RelativePositionBias(window_size, num_heads)
+        self.mha = MultiHeadAttention(
+            dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop
         )
-        self._cache: Optional[tuple[Any, Tensor]] = None
+        _save_as_own_parameters(self, ("position_bias", "mha"))
 
-    def relative_position_bias(self) -> Tensor:
-        """The bias added to every window's logits: ``(heads, N, N)``."""
-        N = self.window_size**2
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # (N*N, heads)
-        return bias.view(N, N, self.num_heads).permute(2, 0, 1)
-
-    def attention_bias(self, mask: Optional[Tensor]) -> Tensor:
-        """Relative position bias plus the shift mask: ``(nW or 1, heads, N, N)``.
-
-        While no gradient can flow to the bias table (eval under ``torch.no_grad``, or a frozen table)
-        the result is cached; the cache is keyed on the table's version counter, so an in-place
-        update (an optimiser step, ``load_state_dict``) invalidates it.
-        """
-        table = self.relative_position_bias_table
-        cacheable = not (torch.is_grad_enabled() and table.requires_grad)
-        key = (
-            table._version,
-            table.data_ptr(),
-            table.device,
-            table.dtype,
-            None if mask is None else mask.data_ptr(),
-        )
-        if cacheable and self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        bias = self.relative_position_bias().unsqueeze(0)  # (1, heads, N, N)
-        bias = bias + mask.unsqueeze(1) if mask is not None else bias.contiguous()
-        if cacheable:
-            self._cache = (key, bias)
-        return bias
-
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         """``x`` ``(B * nW, N, C)``; ``mask`` additive ``(nW, N, N)`` (0 or -100) or ``None``."""
         if x.dim() != 3 or x.shape[1] != self.window_size**2:
             raise ValueError(
                 f"expected windows of shape (B*nW, {self.window_size**2}, C), got {tuple(x.shape)}"
             )
+        bias = self.position_bias()  # (heads, N, N): the same for every window
+        if mask is None:
+            return self.mha(x, bias=bias)[0]
         B_, N, C = x.shape
-        q, k, v = self.project_qkv(x)  # each (B*nW, heads, N, d)
-        bias = self.attention_bias(mask)  # (nW or 1, heads, N, N)
-        nW = bias.shape[0]
-        # View the windows as (B, nW, heads, N, d): window i of every image then meets the mask of
-        # window i by broadcasting, without copying the bias B times.
-        q, k, v = (t.view(B_ // nW, nW, *t.shape[1:]) for t in (q, k, v))
-        out, _ = scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            bias=bias,
-            scale=self.scale,
-            dropout_p=self.attn_drop if self.training else 0.0,
-        )
-        out = out.view(B_, self.num_heads, N, -1).transpose(1, 2).reshape(B_, N, C)
-        return self.proj_drop(self.proj(out))
+        nW = mask.shape[0]
+        bias = bias + mask.unsqueeze(1)  # (nW, heads, N, N): window i gets shift mask i
+        # The windows of one image side by side, (B, nW, N, C): window i of every image meets the
+        # bias of window i by broadcasting, without copying the bias B times.
+        out, _ = self.mha(x.view(B_ // nW, nW, N, C), bias=bias)
+        return out.view(B_, N, C)
+
+
+def _save_as_own_parameters(module: nn.Module, children: tuple[str, ...]) -> None:
+    """Save and load the state of ``module``'s ``children`` under ``module``'s own prefix, as if
+    their parameters were ``module``'s: ``attn.mha.qkv.weight`` is stored as ``attn.qkv.weight``
+    (timm's name). Both directions are ``state_dict`` hooks of ``module`` (plain functions, so that a
+    whole model can still be pickled)."""
+    module.register_state_dict_post_hook(functools.partial(_lift_keys, children))
+    module.register_load_state_dict_pre_hook(functools.partial(_lower_keys, children))
+
+
+def _lift_keys(children: tuple[str, ...], module: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
+    """After ``state_dict()``: ``{prefix}{child}.{name}`` -> ``{prefix}{name}``."""
+    for child in children:
+        for key in [k for k in state_dict if k.startswith(f"{prefix}{child}.")]:
+            state_dict[prefix + key[len(prefix) + len(child) + 1 :]] = state_dict.pop(key)
+
+
+def _lower_keys(children: tuple[str, ...], module: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
+    """Before ``load_state_dict()``: ``{prefix}{name}`` -> ``{prefix}{child}.{name}``."""
+    for child in children:
+        for name in module.get_submodule(child).state_dict():
+            if prefix + name in state_dict:
+                state_dict[f"{prefix}{child}.{name}"] = state_dict.pop(prefix + name)
 
 
 # ---- block, merging, stage --------------------------------------------------------------------
@@ -287,6 +279,7 @@ class SwinBlock(nn.Module):
         dim: int,
         input_resolution: tuple[int, int],
         num_heads: int,
+        *,
         window_size: int = 7,
         shift_size: int = 0,
         mlp_ratio: float = 4.0,
@@ -308,7 +301,9 @@ class SwinBlock(nn.Module):
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = WindowAttention(dim, num_heads, window_size, qkv_bias, attn_drop, drop)
+        self.attn = WindowAttention(
+            dim, num_heads, window_size, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop
+        )
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
@@ -344,12 +339,12 @@ class SwinBlock(nn.Module):
 class PatchMerging(nn.Module):
     """Halve the resolution, double the channels: ``(B, H, W, C) -> (B, H/2, W/2, 2C)``.
 
-    Each 2x2 neighbourhood is concatenated on channels in the order
-    ``x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]`` (official code, timm, torchvision),
-    normalised, and mapped by a linear layer ``4C -> 2C`` without bias.
+    The four neighbours of each 2x2 neighbourhood are concatenated on channels (in the order of the
+    official code, timm and torchvision), normalised, and mapped by a linear layer ``4C -> 2C``
+    without bias.
     """
 
-    def __init__(self, dim: int, out_dim: Optional[int] = None, norm_eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, *, out_dim: Optional[int] = None, norm_eps: float = 1e-5) -> None:
         super().__init__()
         self.dim = dim
         self.out_dim = out_dim or 2 * dim
@@ -359,11 +354,14 @@ class PatchMerging(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[-1] != self.dim:
             raise ValueError(f"expected a map of shape (B, H, W, {self.dim}), got {tuple(x.shape)}")
-        B, H, W, C = x.shape
+        H, W = x.shape[1:3]
         if H % 2 or W % 2:
             raise ValueError(f"patch merging needs an even resolution, got {H}x{W}")
-        # (B, H/2, 2, W/2, 2, C) -> (B, H/2, W/2, [col offset, row offset], C): the order listed above.
-        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)
+        x0 = x[:, 0::2, 0::2]  # top-left token of each 2x2 neighbourhood    (B, H/2, W/2, C)
+        x1 = x[:, 1::2, 0::2]  # bottom-left
+        x2 = x[:, 0::2, 1::2]  # top-right
+        x3 = x[:, 1::2, 1::2]  # bottom-right
+        x = torch.cat([x0, x1, x2, x3], dim=-1)  # (B, H/2, W/2, 4C)
         return self.reduction(self.norm(x))
 
 
@@ -373,6 +371,7 @@ class SwinStage(nn.Module):
 
     def __init__(
         self,
+        *,
         dim: int,
         out_dim: int,
         input_resolution: tuple[int, int],
@@ -392,7 +391,7 @@ class SwinStage(nn.Module):
         if downsample:
             if H % 2 or W % 2:
                 raise ValueError(f"patch merging needs an even resolution, got {H}x{W}")
-            self.downsample: nn.Module = PatchMerging(dim, out_dim, norm_eps)
+            self.downsample: nn.Module = PatchMerging(dim, out_dim=out_dim, norm_eps=norm_eps)
             H, W = H // 2, W // 2
         else:
             if dim != out_dim:
@@ -408,15 +407,15 @@ class SwinStage(nn.Module):
                     out_dim,
                     (H, W),
                     num_heads,
-                    window_size,
-                    0 if i % 2 == 0 else window_size // 2,
-                    mlp_ratio,
-                    qkv_bias,
-                    drop,
-                    attn_drop,
-                    drop_path[i],
-                    norm_eps,
-                )  # fmt: skip
+                    window_size=window_size,
+                    shift_size=0 if i % 2 == 0 else window_size // 2,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    drop=drop,
+                    attn_drop=attn_drop,
+                    drop_path=drop_path[i],
+                    norm_eps=norm_eps,
+                )
                 for i in range(depth)
             )
         )
@@ -443,7 +442,23 @@ class _PoolHead(nn.Module):
 # ---- the model --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SwinConfig:
-    """Hyper-parameters of a :class:`SwinTransformer` (the keyword arguments of its constructor)."""
+    """Hyper-parameters of a :class:`SwinTransformer` (names as timm's ``SwinTransformer``).
+
+    Args:
+        img_size: input height = width (masks and windows are built for it).
+        patch_size: side of the patches of the patch embedding (4).
+        in_chans: image channels.
+        num_classes: classes of the head (0: the model returns pooled features ``(B, 8C)``).
+        embed_dim: channels ``C`` of stage 0; stage ``s`` has ``C * 2**s``.
+        depths: blocks per stage.
+        num_heads: heads per stage.
+        window_size: ``M``; every stage's resolution must be divisible by it (a stage whose resolution
+            is at most ``M`` uses one window covering the whole map, unshifted).
+        mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate: as in
+            :class:`~course_lib.vit.ViTConfig` (stochastic depth rises linearly over all blocks).
+
+    Inconsistent values raise ``ValueError``, naming the stage, when the config is made.
+    """
 
     img_size: int = 224
     patch_size: int = 4
@@ -459,6 +474,26 @@ class SwinConfig:
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "depths", tuple(self.depths))
+        object.__setattr__(self, "num_heads", tuple(self.num_heads))
+        if len(self.depths) != len(self.num_heads):
+            raise ValueError(f"depths {self.depths} and num_heads {self.num_heads} must have the same length")
+        for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
+            check_rate(name, getattr(self, name))
+        if self.img_size % self.patch_size:
+            raise ValueError(f"image size {self.img_size} is not divisible by patch size {self.patch_size}")
+        sides = self.stage_resolutions()
+        for s, (dim, heads, side) in enumerate(zip(self.stage_dims(), self.num_heads, sides)):
+            check_heads(dim, heads, where=f"stage {s}")
+            if s > 0 and sides[s - 1] % 2:
+                raise ValueError(f"stage {s}: patch merging needs an even resolution, got {sides[s - 1]}")
+            if side > self.window_size and side % self.window_size:
+                raise ValueError(
+                    f"stage {s}: resolution {side}x{side} is not divisible by window size {self.window_size} "
+                    f"(image {self.img_size}, patch {self.patch_size})"
+                )
+
     def stage_resolutions(self) -> list[int]:
         """Token-grid side of each stage, e.g. ``[56, 28, 14, 7]`` for Swin-T at 224."""
         side = self.img_size // self.patch_size
@@ -471,93 +506,51 @@ class SwinConfig:
 class SwinTransformer(nn.Module):
     """Swin Transformer for classification, numerically equal to timm's with the same weights.
 
-    Args:
-        img_size: input height = width (masks and windows are built for it).
-        patch_size: side of the patches of the patch embedding (4).
-        in_chans: image channels.
-        num_classes: classes of the head (0: :meth:`forward` returns pooled features ``(B, 8C)``).
-        embed_dim: channels ``C`` of stage 0; stage ``s`` has ``C * 2**s``.
-        depths: blocks per stage.
-        num_heads: heads per stage.
-        window_size: ``M``; every stage's resolution must be divisible by it (a stage whose resolution
-            is at most ``M`` uses one window covering the whole map, unshifted).
-        mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate: as in ViT (stochastic depth
-            rises linearly over all blocks up to ``drop_path_rate``).
+    Built from a :class:`SwinConfig` (the default config is Swin-T), kept as ``model.config``.
 
     Shapes: images ``(B, C, H, W)`` -> logits ``(B, num_classes)``; :meth:`forward_features` ->
     ``(B, H/32, W/32, 8C)`` for four stages.
     """
 
-    def __init__(
-        self,
-        img_size: int = 224,
-        patch_size: int = 4,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        embed_dim: int = 96,
-        depths: tuple[int, ...] = (2, 2, 6, 2),
-        num_heads: tuple[int, ...] = (3, 6, 12, 24),
-        window_size: int = 7,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-    ) -> None:
+    def __init__(self, config: Optional[SwinConfig] = None) -> None:
         super().__init__()
-        depths, num_heads = tuple(depths), tuple(num_heads)
-        if len(depths) != len(num_heads):
-            raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length")
-        self.config = SwinConfig(
-            img_size, patch_size, in_chans, num_classes, embed_dim, depths, num_heads, window_size, mlp_ratio,
-            qkv_bias, drop_rate, attn_drop_rate, drop_path_rate,
-        )  # fmt: skip
-        dims = self.config.stage_dims()
-        for s, (d, h) in enumerate(zip(dims, num_heads)):
-            if d % h:
-                raise ValueError(f"stage {s}: embed dim {d} is not divisible by num_heads {h}")
-        self.num_classes = num_classes
+        if config is None:
+            config = SwinConfig()
+        if not isinstance(config, SwinConfig):
+            raise TypeError(
+                f"SwinTransformer takes a SwinConfig, got {type(config).__name__}; build one with "
+                "SwinTransformer(SwinConfig(embed_dim=..., ...)) or create_swin(name, **overrides)"
+            )
+        c = self.config = config
+        dims, sides = c.stage_dims(), c.stage_resolutions()
         self.num_features = dims[-1]
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, norm=True, flatten=False)
-        side = self.patch_embed.grid_size[0]
-        if self.patch_embed.grid_size[0] != self.patch_embed.grid_size[1]:
-            raise ValueError("only square images are supported")
-        # Check every stage's resolution up front, with a message that names the stage.
-        for s in range(len(depths)):
-            r = side // 2**s
-            if s > 0 and (side // 2 ** (s - 1)) % 2:
-                raise ValueError(
-                    f"stage {s}: patch merging needs an even resolution, got {side // 2 ** (s - 1)}"
-                )
-            if r > window_size and r % window_size:
-                raise ValueError(
-                    f"stage {s}: resolution {r}x{r} is not divisible by window size {window_size} "
-                    f"(image {img_size}, patch {patch_size})"
-                )
-        rates = _linspace(drop_path_rate, sum(depths))
+        self.patch_embed = PatchEmbed(
+            c.img_size, c.patch_size, in_chans=c.in_chans, embed_dim=c.embed_dim, norm=True, flatten=False
+        )
+        rates = drop_path_rates(c.drop_path_rate, sum(c.depths))
         stages, start = [], 0
-        for s, depth in enumerate(depths):
-            r = side // 2 ** max(s - 1, 0)  # resolution entering the stage (before its merging)
+        for s, depth in enumerate(c.depths):
+            side = sides[max(s - 1, 0)]  # resolution entering the stage (before its merging)
             stages.append(
                 SwinStage(
-                    dims[max(s - 1, 0)],
-                    dims[s],
-                    (r, r),
-                    depth,
-                    num_heads[s],
-                    window_size,
+                    dim=dims[max(s - 1, 0)],
+                    out_dim=dims[s],
+                    input_resolution=(side, side),
+                    depth=depth,
+                    num_heads=c.num_heads[s],
+                    window_size=c.window_size,
                     downsample=s > 0,
-                    mlp_ratio=mlp_ratio,
-                    qkv_bias=qkv_bias,
-                    drop=drop_rate,
-                    attn_drop=attn_drop_rate,
+                    mlp_ratio=c.mlp_ratio,
+                    qkv_bias=c.qkv_bias,
+                    drop=c.drop_rate,
+                    attn_drop=c.attn_drop_rate,
                     drop_path=rates[start : start + depth],
-                )  # fmt: skip
+                )
             )
             start += depth
         self.layers = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(self.num_features, eps=1e-5)
-        self.head = _PoolHead(self.num_features, num_classes, drop_rate)
+        self.head = _PoolHead(self.num_features, c.num_classes, c.drop_rate)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -568,7 +561,7 @@ class SwinTransformer(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, WindowAttention):
+            elif isinstance(m, RelativePositionBias):
                 nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02, a=-2.0, b=2.0)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -633,4 +626,4 @@ def swin_config(name: str, **overrides: Any) -> SwinConfig:
 def create_swin(name: str, **overrides: Any) -> SwinTransformer:
     """Build a named Swin, e.g. ``create_swin('swin_tiny_patch4_window7_224')`` or
     ``create_swin('swin_cifar', drop_path_rate=0.1)``. Weights are randomly initialised."""
-    return SwinTransformer(**asdict(swin_config(name, **overrides)))
+    return SwinTransformer(swin_config(name, **overrides))

@@ -27,7 +27,8 @@ def _load_script(name: str):
     return module
 
 
-FIRST_CELL = _load_script("first_cell").FIRST_CELL
+_first_cell = _load_script("first_cell")
+FIRST_CELL = _first_cell.FIRST_CELL
 _vendor = _load_script("vendor")
 MATHJAX, WIDGETS = _vendor.MATHJAX, _vendor.WIDGETS
 
@@ -115,9 +116,114 @@ def test_preface_links_every_chapter_with_checked_references() -> None:
 
 def test_first_cell_installs_from_the_configured_repository() -> None:
     url = f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
-    assert f'"course-lib @ {url}"' in FIRST_CELL
+    assert f'"course-lib[book] @ {url}"' in FIRST_CELL
+    assert _first_cell.install_requirement() == f"course-lib[book] @ {url}"
     assert FIRST_CELL.splitlines()[0].startswith("# Setup:")
     compile(FIRST_CELL, "<first cell>", "exec")
+
+
+def _run_first_cell(monkeypatch, colab: bool) -> tuple[list, dict]:
+    """Execute FIRST_CELL as a kernel would, with subprocess.run recorded instead of run."""
+    import subprocess
+    import sys
+    import types
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    namespace: dict = {}
+    exec(compile(FIRST_CELL, "<first cell>", "exec"), namespace)
+    return calls, namespace
+
+
+def test_first_cell_installs_only_on_colab_and_prints_one_line(monkeypatch, capsys) -> None:
+    import sys
+
+    import torch
+
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    calls, namespace = _run_first_cell(monkeypatch, colab=False)
+    assert calls == [], "the first cell must not pip install outside Colab"
+    assert namespace["device"] == torch.device("cpu")
+    assert re.fullmatch(r"course-lib \S+ \| torch \S+ \| device: cpu\n", capsys.readouterr().out)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    calls, namespace = _run_first_cell(monkeypatch, colab=True)
+    url = f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
+    assert calls == [(([sys.executable, "-m", "pip", "install", "-q", f"course-lib[book] @ {url}"],),
+                      {"check": True})]
+    assert namespace["device"] == torch.device("cuda"), "a GPU runtime must get the GPU"
+    assert capsys.readouterr().out.endswith("| device: cuda (Tesla T4)\n")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Top-level names of every module a notebook's code cells import."""
+    import ast
+
+    names = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_what_the_notebooks_import_is_what_the_first_cell_installs() -> None:
+    """Each third-party module a notebook imports belongs to a distribution that course-lib or the extra in
+    the first cell declares: `pip install course-lib[book]` alone runs every notebook (`make student`)."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = re.fullmatch(r"course-lib\[(\w+)\] @ .*", _first_cell.install_requirement()).group(1)
+    declared = project["dependencies"] + project["optional-dependencies"][extra]
+    declared = {_normalise(re.match(r"[A-Za-z0-9_.-]+", req).group(0)) for req in declared}
+    owners = packages_distributions()
+    # IPython comes with ipykernel, which is declared (every Jupyter kernel has it).
+    provided = {"course_lib", "IPython"} | set(sys.stdlib_module_names)
+    for path in ALL_NOTEBOOKS:
+        for module in sorted(_imported_modules(path) - provided):
+            dists = {_normalise(d) for d in owners.get(module, [])}
+            assert dists & declared, (
+                f"{_rel(path)} imports {module} ({sorted(dists) or 'not installed'}), which neither "
+                f"course-lib's dependencies nor its [{extra}] extra declare"
+            )
+
+
+def _published(repository: str) -> str:
+    """GitHub Pages' address of a repository's site: github.com/ORG/REPO -> https://ORG.github.io/REPO."""
+    org, repo = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+)", repository).groups()
+    return f"https://{org.lower()}.github.io/{repo}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")), ids=_rel)
+def test_exercises_link_back_to_their_chapter_with_absolute_links(path: Path) -> None:
+    """From Colab there is no ../book/: the link goes to the published book and the chapter's Colab page."""
+    nb = nbformat.read(path, as_version=4)
+    intro = next(c for c in nb.cells if c.cell_type == "markdown" and "These exercises practise" in c.source)
+    chapter = next(c for c in CHAPTERS if Path(c).name == path.stem)
+    repository, branch = CONFIG["repository"]["url"], CONFIG["repository"]["branch"]
+    github = repository.split("github.com/")[1]
+    colab = f"{CONFIG['launch_buttons']['colab_url']}/github/{github}/blob/{branch}"
+    links = re.findall(r"\]\(([^)\s]+)\)", intro.source)
+    assert f"{_published(repository)}/{chapter}.html" in links
+    assert f"{colab}/{chapter}.ipynb" in links
+    relative = [link for link in links if not re.match(r"https://", link)]
+    assert not relative, f"{_rel(path)}: relative links do not work on Colab: {relative}"
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=_rel)
@@ -278,7 +384,7 @@ def test_package_lock_matches_package_json() -> None:
 
 def test_make_test_runs_the_checks_in_order() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test: lint unit nbval html browser$", makefile, re.MULTILINE)
+    assert re.search(r"^test: lint unit nbval html browser student$", makefile, re.MULTILINE)
     assert "jupyter-book build . -W -n --keep-going" in makefile
 
 

@@ -17,6 +17,7 @@ from course_lib.complexity import (
     measure_flop_breakdown,
     measure_flops,
     msa_macs,
+    peak_memory,
     swin_macs,
     vit_macs,
     wmsa_macs,
@@ -149,3 +150,15 @@ def test_count_parameters_counts_shared_once() -> None:
     assert count_parameters(model) == 16
     lin.bias.requires_grad_(False)
     assert count_parameters(model, trainable_only=True) == 12
+
+
+def test_peak_memory_sees_the_attention_matrix_and_the_fused_kernel_avoids_it() -> None:
+    assert peak_memory(torch.empty, 1000) == 1000 * 4                     # float32: exactly what was asked
+    heads, n, d = 2, 1024, 32
+    q, k, v = torch.randn(3, 1, heads, n, d).unbind(0)
+    matrix = heads * n * n * 4                                            # one (heads, n, n) float32 tensor
+    with torch.no_grad():
+        explicit = peak_memory(lambda: (q @ k.transpose(-2, -1) * d**-0.5).softmax(-1) @ v)
+        fused = peak_memory(torch.nn.functional.scaled_dot_product_attention, q, k, v)
+    assert explicit >= 2 * matrix                                         # logits and weights live together
+    assert fused < matrix / 4                                             # the fused kernel never builds it

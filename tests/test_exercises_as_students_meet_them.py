@@ -24,7 +24,6 @@ import nbformat
 import pytest
 import torch
 
-from course_lib.cli import main
 from course_lib.grading import all_assignments, get_assignment
 from course_lib.grading.checker import _outcome, run_public_tests
 from course_lib.grading.compare import judge
@@ -35,6 +34,7 @@ from course_lib.grading.outline import parts_markdown, questions_markdown
 from course_lib.grading.reports import feedback_markdown
 from course_lib.grading.spec import PUBLIC_SECRET, case_generator, evaluate_reference
 from course_lib.grading.tripwire import Tripwire
+from course_lib.instructor.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = all_assignments()

@@ -19,23 +19,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.cli import main
 from course_lib.grading import Case, all_assignments, case_generator, get_assignment, run_public_tests
-from course_lib.grading.release import ReleaseError, make_exercise, strip_solutions
 from course_lib.grading.spec import PUBLIC_SECRET, Raised, evaluate_reference
 from course_lib.grading.tripwire import Tripwire
+from course_lib.instructor.cli import main
+from course_lib.instructor.release import ReleaseError, make_exercise, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_CELL = "\n".join(
     [
-        "# Setup: installs course_lib on Colab (nothing to do locally), seeds everything, "
+        "# Setup: installs course_lib on Colab (see the README to install it elsewhere), seeds everything, "
         "picks the GPU if there is one.",
         "import sys",
         'if "google.colab" in sys.modules:',
         "    import subprocess",
         '    subprocess.run([sys.executable, "-m", "pip", "install", "-q",',
-        '                    "course-lib @ git+https://github.com/tfv-course/transformers-for-vision@main"], '
-        "check=True)",
+        '                    "course-lib[book] @ git+https://github.com/tfv-course/transformers-for-vision@main"]'
+        ", check=True)",
         "from course_lib.runtime import setup",
         "device = setup(seed=0)",
     ]
@@ -334,7 +334,8 @@ def test_notebook_layout(folder: str, assignment: str) -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].source == SETUP_CELL
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert f"../book/{a.chapter}.ipynb" in markdown
+    # absolute, so that the link works from Colab too
+    assert f"](https://tfv-course.github.io/transformers-for-vision/book/{a.chapter}.html)" in markdown
     assert (
         f"colab.research.google.com/github/tfv-course/transformers-for-vision/blob/main/exercises/{assignment}"
         in markdown

@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.cli import main
 from course_lib.grading import get_assignment, run_public_tests
 from course_lib.grading.grader import read_code_cells
+from course_lib.instructor.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Fixtures (tests/fixtures/adversarial.py) whose code is safe to run in the test's own process.

@@ -21,8 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.cli import main
 from course_lib.grading import all_assignments
+from course_lib.instructor.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = "test-secret"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.cli import main
+from course_lib.instructor.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 import slides_expect as expect
 
-from course_lib import slides
+from course_lib.instructor import slides
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "slides_sample.ipynb"

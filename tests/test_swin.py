@@ -4,6 +4,7 @@ masks against timm's own functions, and the papers' parameter counts."""
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 import timm
@@ -13,9 +14,14 @@ from timm.models import swin_transformer as tsw
 
 from course_lib.complexity import count_parameters
 from course_lib.convert import swin_from_timm, swin_state_dict_from_official, swin_to_timm
+from course_lib.multihead import MultiHeadAttention
+from course_lib.positional import RelativePositionBias
 from course_lib.swin import (
     PatchMerging,
     SwinBlock,
+    SwinConfig,
+    SwinTransformer,
+    WindowAttention,
     create_swin,
     list_swins,
     region_ids,
@@ -107,33 +113,51 @@ def test_block_equals_timm_and_bias_table_gets_the_same_gradient() -> None:
     ref = tsw.SwinTransformerBlock(
         dim=32, input_resolution=(14, 14), num_heads=4, window_size=7, shift_size=3
     )
-    ours = SwinBlock(32, (14, 14), 4, 7, 3)
+    ours = SwinBlock(32, (14, 14), 4, window_size=7, shift_size=3)
     ours.load_state_dict(ref.state_dict(), strict=True)
+    assert list(ours.state_dict()) == list(ref.state_dict())  # timm's names, in timm's order
     x = torch.randn(2, 14, 14, 32)
     a, b = ref(x), ours(x)
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
     a.square().sum().backward()
     b.square().sum().backward()
     torch.testing.assert_close(
-        ours.attn.relative_position_bias_table.grad,
+        ours.attn.position_bias.relative_position_bias_table.grad,
         ref.attn.relative_position_bias_table.grad,
         rtol=1e-4,
         atol=1e-5,
     )
 
 
-def test_eval_cache_follows_weight_updates() -> None:
-    """The (bias + mask) cache used under no_grad must see an in-place change of the bias table."""
+def test_bias_follows_weight_updates() -> None:
+    """An in-place change of the bias table (an optimiser step) is seen by the next forward pass."""
     ref = tsw.SwinTransformerBlock(dim=16, input_resolution=(8, 8), num_heads=2, window_size=4, shift_size=2)
-    ours = SwinBlock(16, (8, 8), 2, 4, 2)
+    ours = SwinBlock(16, (8, 8), 2, window_size=4, shift_size=2)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(1, 8, 8, 16)
+    table = ours.attn.position_bias.relative_position_bias_table
     with torch.no_grad():
         ours(x)
-        for m in (ours, ref):
-            m.attn.relative_position_bias_table.add_(torch.randn_like(m.attn.relative_position_bias_table))
-        ours.attn.relative_position_bias_table.copy_(ref.attn.relative_position_bias_table)
+        ref.attn.relative_position_bias_table.add_(torch.randn_like(table))
+        table.copy_(ref.attn.relative_position_bias_table)
         torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_window_attention_is_mha_plus_the_chapter_3_bias() -> None:
+    """WindowAttention is made of the chapter-2 and chapter-3 modules, and saves timm's names."""
+    ref = tsw.WindowAttention(dim=12, num_heads=3, window_size=(4, 4))
+    ours = WindowAttention(12, 3, 4)
+    assert isinstance(ours.mha, MultiHeadAttention) and isinstance(ours.position_bias, RelativePositionBias)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2 * 4, 16, 12)
+    mask = shifted_window_bias(8, 8, 4, 2)
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours(x, mask), ref(x, mask), rtol=1e-6, atol=1e-6)
+    with pytest.raises(RuntimeError, match="relative_position_bias_table"):
+        ours.load_state_dict({k: v for k, v in ref.state_dict().items() if "table" not in k})
+    copy = pickle.loads(pickle.dumps(ours))  # a whole model can be saved (the hooks are plain functions)
+    assert list(copy.state_dict()) == list(ref.state_dict())
 
 
 # ---- whole models -------------------------------------------------------------------------------------
@@ -193,7 +217,7 @@ def test_small_configs_are_small() -> None:
 def test_bad_input_is_a_value_error_naming_the_sizes() -> None:
     with pytest.raises(ValueError, match="stage 0: resolution 64x64 is not divisible by window size 7"):
         create_swin("swin_tiny_patch4_window7_224", img_size=256)
-    with pytest.raises(ValueError, match="stage 0: embed dim 48 is not divisible by num_heads 5"):
+    with pytest.raises(ValueError, match="stage 0: embed_dim=48 is not divisible by num_heads=5"):
         create_swin("swin_cifar", num_heads=(5, 6, 12))
     with pytest.raises(ValueError, match="30 is not divisible by patch size 4"):
         create_swin("swin_tiny_patch4_window7_224", img_size=30)
@@ -204,3 +228,17 @@ def test_bad_input_is_a_value_error_naming_the_sizes() -> None:
         m(torch.randn(1, 3, 64, 64))
     with pytest.raises(ValueError, match="resolution 14x10 is not divisible by window size 7"):
         window_partition(torch.randn(1, 14, 10, 3), 7)
+
+
+def test_built_from_its_config() -> None:
+    cfg = SwinConfig(img_size=16, patch_size=2, num_classes=3, embed_dim=8, depths=[2, 2], num_heads=[1, 2],
+                     window_size=4)  # fmt: skip
+    model = SwinTransformer(cfg)
+    assert model.config is cfg and cfg.depths == (2, 2) and model.head.fc.out_features == 3
+    stages = create_swin("swin_digits", drop_path_rate=0.3).layers
+    rates = [b.drop_path1.p for stage in stages for b in stage.blocks]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    with pytest.raises(TypeError, match="takes a SwinConfig"):
+        SwinTransformer(224)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stage 2: patch merging needs an even resolution, got 3"):
+        SwinConfig(img_size=24, patch_size=4, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=3)

@@ -13,6 +13,7 @@ from course_lib.convert import vit_from_timm, vit_to_timm
 from course_lib.vit import (
     PatchEmbed,
     VisionTransformer,
+    ViTConfig,
     conv_weight_as_linear,
     create_vit,
     list_vits,
@@ -43,7 +44,7 @@ def test_patchify_matches_unfold() -> None:
 
 
 def test_patch_embed_conv_and_linear_are_the_same_function() -> None:
-    pe = PatchEmbed(32, 8, 3, 16)
+    pe = PatchEmbed(32, 8, in_chans=3, embed_dim=16)
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(pe.forward_conv(x), pe.forward_linear(x), rtol=1e-5, atol=1e-5)
     # also against an explicit nn.Linear holding the reshaped conv kernel
@@ -174,3 +175,20 @@ def test_bad_input_is_a_value_error_naming_the_sizes() -> None:
         create_vit("vit_digits", embed_dim=100, num_heads=3)
     with pytest.raises(ValueError, match="unknown ViT"):
         create_vit("vit_gigantic")
+
+
+def test_built_from_its_config() -> None:
+    """One way to say each hyper-parameter: the config; the named configs are configs with overrides."""
+    cfg = ViTConfig(img_size=32, patch_size=8, num_classes=3, embed_dim=16, depth=2, num_heads=2)
+    model = VisionTransformer(cfg)
+    assert model.config is cfg and len(model.blocks) == 2 and model.head.out_features == 3
+    assert create_vit("vit_cifar", drop_path_rate=0.1).config.drop_path_rate == 0.1
+    assert [b.drop_path1.p for b in create_vit("vit_digits", drop_path_rate=0.3).blocks] == pytest.approx(
+        [0.0, 0.1, 0.2, 0.3]
+    )
+    with pytest.raises(TypeError, match="takes a ViTConfig"):
+        VisionTransformer(224)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"drop_rate=1.5 must be in \[0, 1\)"):
+        ViTConfig(drop_rate=1.5)
+    with pytest.raises(ValueError, match="global_pool='token' needs class_token=True"):
+        create_vit("vit_digits", class_token=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import slides_expect as expect
 
-from course_lib import slides
+from course_lib.instructor import slides
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "slides_sample.ipynb"

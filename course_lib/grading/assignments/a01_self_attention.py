@@ -338,7 +338,7 @@ def _self_attention_reference(
     mask: Optional[Tensor] = None,
     scale: Optional[float] = None,
 ) -> Tensor:
-    return scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, mask, scale=scale, fused=False)[0]
+    return scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, mask, scale=scale)[0]
 
 
 def _weights(rng: torch.Generator, d_model: int, d_k: int, d_v: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -11,6 +11,7 @@ only the sources, so it needs no kernel.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import re
@@ -20,7 +21,7 @@ from typing import Optional
 
 import nbformat
 
-__all__ = ["strip_solutions", "make_exercise", "release", "ReleaseError"]
+__all__ = ["strip_solutions", "make_exercise", "release", "ReleaseError", "add_parser", "run"]
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+\s*BEGIN SOLUTION\b.*$")
 _END = re.compile(r"^[ \t]*#+\s*END SOLUTION\b.*$")
@@ -124,7 +125,7 @@ def release(source: Path, dest: Path, check: bool = False, execute: bool = True,
     With ``check=True`` nothing is written: returns 1 (and says why) if any exercise is missing, stale,
     or has no solution any more.
     """
-    from .grader import atomic_write
+    from ..grading.reports import atomic_write
 
     solutions = sorted(source.glob("*.ipynb"))
     if not solutions:
@@ -173,3 +174,28 @@ def release(source: Path, dest: Path, check: bool = False, execute: bool = True,
     from ..i18n import release_translations
 
     return release_translations(dest, dest.parent / "locales", check=check)
+
+
+# ---- command line ------------------------------------------------------------------------------
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``release`` and its options."""
+    p = subparsers.add_parser(
+        "release", help="generate exercises/ from solutions/ (solution regions become stubs)"
+    )
+    p.add_argument("--source", default="solutions", help="folder of solution notebooks (default: solutions)")
+    p.add_argument("--dest", default="exercises", help="folder of exercise notebooks (default: exercises)")
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the exercises are out of date"
+    )
+    p.add_argument(
+        "--no-execute", action="store_true", help="do not execute the exercises to store their outputs"
+    )
+    p.add_argument("--force", action="store_true", help="rewrite every exercise, even the up-to-date ones")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    return release(
+        Path(args.source), Path(args.dest), check=args.check, execute=not args.no_execute, force=args.force
+    )

@@ -1,0 +1,243 @@
+"""A chapter notebook turned into a lecture notebook: title slide, set-up cell skipped, MyST made plain,
+jupyter-book tags honoured, the exercise summary at the end (rules: :mod:`course_lib.instructor.slides`)."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+from typing import Any, Optional, Sequence
+
+__all__ = ["COURSE_NAME", "prepare_lecture", "count_slides", "chapter_title", "myst_to_markdown"]
+
+COURSE_NAME = "Transformers for Vision"
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_EXERCISES = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s+)?exercises?\b", re.IGNORECASE)
+_VISIBLE_START = {"slide", "subslide"}
+
+
+def _slide_type(cell: Any) -> Optional[str]:
+    """The explicit slide type of a cell, or None when it has no slideshow metadata."""
+    slideshow = cell.get("metadata", {}).get("slideshow") or {}
+    return slideshow.get("slide_type")
+
+
+def _set_slide_type(cell: Any, slide_type: str) -> None:
+    cell.setdefault("metadata", {}).setdefault("slideshow", {})["slide_type"] = slide_type
+
+
+def _source(cell: Any) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _heading_lines(cell: Any) -> list[tuple[int, int, str]]:
+    """(line index, level, text) of every ATX heading of a markdown cell, ignoring fenced code."""
+    if cell.get("cell_type") != "markdown":
+        return []
+    found, fenced = [], False
+    for index, line in enumerate(_source(cell).splitlines()):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        match = None if fenced else _HEADING.match(line)
+        if match:
+            found.append((index, len(match.group(1)), match.group(2)))
+    return found
+
+
+def _headings(cell: Any) -> list[tuple[int, str]]:
+    """(level, text) of every heading of a markdown cell."""
+    return [(level, text) for _, level, text in _heading_lines(cell)]
+
+
+def chapter_title(nb: Any, default: str = "") -> str:
+    """Text of the notebook's first level-1 heading (``default`` when there is none)."""
+    for cell in nb.cells:
+        for level, text in _headings(cell):
+            if level == 1:
+                return text
+    return default
+
+
+# MyST (jupyter-book) syntax that plain markdown would show as is.
+_MYST_TARGET = re.compile(r"^\s*\([\w\-.:]+\)=\s*$")
+_MYST_ROLE = re.compile(r"\{([a-z][\w:-]*)\}`([^`]*)`")
+_MYST_FENCE = re.compile(r"^(`{3,}|:{3,})\{([\w-]+)\}\s*(.*?)\s*$")
+_MYST_OPTION = re.compile(r"^:[\w-]+:")
+_EQ_LABEL = re.compile(r"(\$\$)\s*\([\w\-.:]+\)\s*$")
+_CHAPTER_LINK = re.compile(r"\]\((?!\w+://)([^)#\s]+)\.ipynb(#[^)]*)?\)")
+_ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error",
+                "seealso", "admonition"}
+
+
+def _role(match: re.Match) -> str:
+    name, text = match.group(1), match.group(2)
+    if name == "math":
+        return f"${text}$"
+    # {ref}`words <target>` shows "words"; {ref}`target` shows the target
+    explicit = re.match(r"^(.*?)\s*<[^>]*>$", text, re.S)
+    return explicit.group(1) if explicit else text
+
+
+def myst_to_markdown(source: str) -> str:
+    """Turn the MyST constructs chapters use into plain markdown that nbconvert renders.
+
+    Drops ``(label)=`` targets and ``$$ ... $$ (label)`` equation labels, shows roles as their text
+    (``{math}`` as ``$...$``), renders ``{note}``-style directives as a quote and ``{math}`` as display
+    math, and points links to sibling chapters (``02_x.ipynb``) at their decks (``02_x.slides.html``).
+    """
+    out: list[str] = []
+    fence: Optional[tuple[str, str]] = None  # (closing marker, directive name)
+    for line in source.splitlines():
+        if fence is not None:
+            marker, name = fence
+            if line.strip() == marker:
+                out.append("$$" if name == "math" else "")
+                fence = None
+            elif _MYST_OPTION.match(line.strip()):
+                continue
+            else:
+                out.append(("> " + line) if name in _ADMONITIONS else line)
+            continue
+        match = _MYST_FENCE.match(line)
+        if match:
+            marker, name, argument = match.groups()
+            fence = (marker, name)
+            if name == "math":
+                out.append("$$")
+            elif name in _ADMONITIONS:
+                out.append(f"> **{argument or name.capitalize()}**\n>")
+            continue
+        if _MYST_TARGET.match(line):
+            continue
+        line = _EQ_LABEL.sub(r"\1", line)
+        line = _MYST_ROLE.sub(_role, line)
+        line = _CHAPTER_LINK.sub(lambda m: f"]({m.group(1)}.slides.html{m.group(2) or ''})", line)
+        out.append(line)
+    return "\n".join(out)
+
+
+def _chapter_label(stem: str) -> str:
+    """'01_self_attention' -> 'Chapter 1'; '' when the name carries no number."""
+    match = re.match(r"^(\d+)[_\-. ]", stem)
+    return f"Chapter {int(match.group(1))}" if match else ""
+
+
+def _title_cell(title: str, course: str, label: str) -> Any:
+    import nbformat
+
+    subtitle = " · ".join(part for part in ("Lecture slides", label) if part)
+    if label:  # "1. Self-attention" + "Chapter 1" would show the number twice
+        title = re.sub(r"^(?:chapter\s+)?\d+[.:]?\s+", "", title, flags=re.IGNORECASE) or title
+    # Raw HTML, so that the title slide does not get an anchor link or a table-of-contents id.
+    source = (
+        '<div class="tfv-title-slide">\n'
+        f"<h1>{html.escape(title)}</h1>\n"
+        f'<p class="tfv-course">{html.escape(course)}</p>\n'
+        f'<p class="tfv-subtitle">{html.escape(subtitle)}</p>\n'
+        "</div>"
+    )
+    cell = nbformat.v4.new_markdown_cell(source)
+    _set_slide_type(cell, "slide")
+    cell.metadata["tfv_injected"] = "title"
+    return cell
+
+
+def _exercise_cell(stem: str) -> Any:
+    import nbformat
+
+    cell = nbformat.v4.new_markdown_cell(
+        "## Exercises\n\n"
+        f"The exercises for this chapter are in `exercises/{stem}.ipynb`: open it in Jupyter or Colab, "
+        "fill in the marked cells and run the check cell after each exercise."
+    )
+    _set_slide_type(cell, "slide")
+    cell.metadata["tfv_injected"] = "exercises"
+    return cell
+
+
+def _section_end(cells: Sequence[Any], start: int, level: int) -> int:
+    """Index one past the section that starts at ``cells[start]`` with a heading of ``level``."""
+    for index in range(start + 1, len(cells)):
+        if any(lvl <= level for lvl, _ in _headings(cells[index])):
+            return index
+    return len(cells)
+
+
+def prepare_lecture(nb: Any, chapter: str, course: str = COURSE_NAME) -> Any:
+    """Return a copy of chapter notebook ``nb`` ready for nbconvert's SlidesExporter.
+
+    Applies the rules listed in the module docstring (title slide, set-up cell, jupyter-book tags, exercise
+    summary at the end). ``chapter`` is the notebook's stem, e.g. ``"01_self_attention"``.
+    """
+    nb = copy.deepcopy(nb)
+    cells = list(nb.cells)
+    title = chapter_title(nb, default=chapter.replace("_", " "))
+
+    # The title line moves to the title slide; a cell left empty disappears.
+    for cell in cells:
+        h1 = [index for index, level, _ in _heading_lines(cell) if level == 1]
+        if h1:
+            lines = _source(cell).splitlines()
+            rest = "\n".join(lines[: h1[0]] + lines[h1[0] + 1 :]).strip()
+            cell.source = rest
+            if not rest:
+                _set_slide_type(cell, "skip")
+            break
+
+    first_code = next((c for c in cells if c.get("cell_type") == "code"), None)
+    if first_code is not None and _slide_type(first_code) is None:
+        _set_slide_type(first_code, "skip")
+
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            cell.source = myst_to_markdown(_source(cell))
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if "remove-cell" in tags:
+            _set_slide_type(cell, "skip")
+        if cell.get("cell_type") == "code":
+            if tags & {"remove-input", "hide-input"}:
+                cell.metadata["transient"] = {"remove_source": True}
+            if "remove-output" in tags:
+                cell.outputs = []
+
+    # The exercise summary closes the deck.
+    exercise_start = None
+    for index, cell in enumerate(cells):
+        heads = _headings(cell)
+        if heads and _EXERCISES.match(heads[0][1]):
+            exercise_start = index
+    if exercise_start is None:
+        cells.append(_exercise_cell(chapter))
+    else:
+        level = _headings(cells[exercise_start])[0][0]
+        end = _section_end(cells, exercise_start, level)
+        section = cells[exercise_start:end]
+        cells = cells[:exercise_start] + cells[end:] + section
+        if _slide_type(section[0]) not in _VISIBLE_START:
+            _set_slide_type(section[0], "slide")
+
+    # The chapter's first visible cell opens its own slide instead of continuing the title slide.
+    for cell in cells:
+        if _slide_type(cell) not in {"skip", "notes"}:
+            if _slide_type(cell) not in _VISIBLE_START:
+                _set_slide_type(cell, "slide")
+            break
+
+    nb.cells = [_title_cell(title, course, _chapter_label(chapter))] + cells
+    return nb
+
+
+def count_slides(lecture_nb: Any) -> int:
+    """Number of slides reveal.js will show for a notebook returned by :func:`prepare_lecture`.
+
+    nbconvert's rule: the first cell that is neither ``skip`` nor ``notes`` opens the first slide; after
+    it, every ``slide`` or ``subslide`` cell opens one more (reveal.js counts each innermost section).
+    """
+    types = [_slide_type(cell) or "-" for cell in lecture_nb.cells]
+    first = next((i for i, t in enumerate(types) if t not in {"skip", "notes"}), None)
+    if first is None:
+        raise ValueError("all cells are hidden (skip or notes): no slide to show")
+    return 1 + sum(1 for t in types[first + 1 :] if t in _VISIBLE_START)
