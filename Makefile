@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: install vendor book locales test lint unit nbval html browser student slides exercises bench bench-grade clean
+.PHONY: install vendor book locales test lint unit nbval html browser student slides exercises bench bench-grade checkpoints gpu-check clean
 
 # ---- set-up ----------------------------------------------------------------------------------
 # Creates .venv if missing and installs course_lib with its dev extras, pinned by
@@ -111,6 +111,17 @@ bench: install
 
 bench-grade: install
 	$(PY) bench/bench_grade.py
+
+# ---- trained models ---------------------------------------------------------------------------
+# [training owner] train the models the chapters load (course_lib/trained/*.pt + manifest.json); resumable:
+# trained ones are skipped (re-train one with `$(PY) -m course_lib.checkpoints NAME --force`).
+# Chapter 7's grid, also resumable: `$(PY) -m course_lib.data_hunger` -> results/data_hunger_digits.json.
+checkpoints: install
+	$(PY) -m course_lib.checkpoints
+
+# [training owner] every chapter, the bench, check() and the checkpoint training on a CUDA GPU, with times
+gpu-check: install
+	$(PY) scripts/gpu_check.py
 
 clean:
 	rm -rf _build

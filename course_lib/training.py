@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["History", "fit", "evaluate", "cosine_lr", "format_seconds"]
+__all__ = ["History", "fit", "evaluate", "cosine_lr", "format_seconds", "random_shift", "RandomShift"]
 
 
 @dataclass
@@ -87,6 +87,35 @@ def cosine_lr(
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
+def random_shift(x: Tensor, max_shift: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Shift every image of ``x`` ``(B, C, H, W)`` by its own random offset of ``-max_shift .. max_shift``
+    pixels in each direction (the data augmentation of the digits' ViT recipe). The border is repeated into
+    the uncovered strip (``replicate`` padding), so no new edge appears. Returns ``(B, C, H, W)``."""
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        return x
+    B, _, H, W = x.shape
+    m = max_shift
+    padded = F.pad(x, (m, m, m, m), mode="replicate")  # (B, C, H + 2m, W + 2m)
+    offsets = torch.randint(0, 2 * m + 1, (B, 2), generator=generator).tolist()
+    return torch.stack([padded[b, :, dy : dy + H, dx : dx + W] for b, (dy, dx) in enumerate(offsets)])
+
+
+class RandomShift:
+    """``augment`` for :func:`fit`: :func:`random_shift` with its own seeded generator (reproducible)."""
+
+    def __init__(self, max_shift: int, seed: int = 0) -> None:
+        self.max_shift = max_shift
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return random_shift(x, self.max_shift, self.generator)
+
+    def __repr__(self) -> str:
+        return f"RandomShift({self.max_shift})"
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -130,6 +159,8 @@ def fit(
     label_smoothing: float = 0.0,
     grad_clip: Optional[float] = None,
     verbose: bool = False,
+    steps: Optional[int] = None,
+    augment: Optional[Callable[[Tensor], Tensor]] = None,
 ) -> History:
     """Train ``model`` with AdamW and a cosine schedule; evaluate on ``test`` after every epoch.
 
@@ -138,7 +169,7 @@ def fit(
         train, test: ``(x, y)`` tensors; ``x`` ``(N, C, H, W)``, ``y`` ``(N,)`` int64. ``test=None`` skips the
             evaluation after each epoch (``History.test_*`` stay empty): faster for many short epochs on a
             small training set; call :func:`evaluate` at the end instead.
-        epochs: passes over the training set.
+        epochs: passes over the training set (ignored when ``steps`` is given).
         lr: peak learning rate.
         batch_size: examples per optimiser step (the last, smaller batch of an epoch is kept).
         device: where to train; defaults to the model's device. Model and data are moved there.
@@ -149,6 +180,11 @@ def fit(
         label_smoothing: passed to the cross-entropy.
         grad_clip: clip the global gradient norm to this value (``None``: no clipping).
         verbose: print :meth:`History` lines per epoch.
+        steps: train for exactly this many optimiser steps, whatever the size of the training set (the
+            last epoch may be partial; the schedule ends at ``steps``). ``None``: ``epochs`` full passes,
+            that is ``epochs * ceil(N / batch_size)`` steps.
+        augment: a function applied to every training batch ``(B, C, H, W)`` before the forward pass, e.g.
+            :class:`RandomShift`; evaluation never augments.
 
     Returns:
         The :class:`History` of the run.
@@ -158,6 +194,8 @@ def fit(
         raise ValueError(f"x_train has {x_train.shape[0]} examples but y_train has {y_train.shape[0]} labels")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)  # on the CPU: the same order on every device
@@ -171,7 +209,9 @@ def fit(
     )
     n = len(y_train)
     steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = epochs * steps_per_epoch
+    if steps is not None:
+        epochs = math.ceil(steps / steps_per_epoch)
+    total_steps = steps if steps is not None else epochs * steps_per_epoch
     warmup_steps = round(warmup_epochs * steps_per_epoch)
 
     history = History()
@@ -180,10 +220,14 @@ def fit(
         start = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, seen = 0.0, 0, 0
         for i in range(0, n, batch_size):
+            if step == total_steps:
+                break
             idx = order[i : i + batch_size]
             xb, yb = x_train[idx], y_train[idx]
+            if augment is not None:
+                xb = augment(xb)
             current_lr = cosine_lr(step, total_steps, lr, warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
@@ -197,8 +241,9 @@ def fit(
             step += 1
             loss_sum += loss.item() * len(yb)
             correct += (logits.argmax(dim=-1) == yb).sum().item()
-        history.train_loss.append(loss_sum / n)
-        history.train_acc.append(correct / n)
+            seen += len(yb)
+        history.train_loss.append(loss_sum / seen)
+        history.train_acc.append(correct / seen)
         if test is not None:
             test_loss, test_acc = evaluate(model, test, device=device)
             history.test_loss.append(test_loss)
@@ -206,7 +251,9 @@ def fit(
         history.lr.append(current_lr)
         history.epoch_time.append(time.perf_counter() - start)
         if verbose:
-            line = f"epoch {epoch + 1:3d}/{epochs}: train loss {loss_sum / n:.4f}, acc {correct / n:.4f}"
+            line = (
+                f"epoch {epoch + 1:3d}/{epochs}: train loss {loss_sum / seen:.4f}, acc {correct / seen:.4f}"
+            )
             if test is not None:
                 line += f" | test loss {test_loss:.4f}, acc {test_acc:.4f}"
             print(f"{line} | {format_seconds(history.epoch_time[-1])}")

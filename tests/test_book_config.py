@@ -43,6 +43,7 @@ CHAPTERS = [
     "book/05_vision_transformer",
     "book/06_swin_transformer",
     "book/07_training_on_small_data",
+    "book/08_what_trained_models_learn",
 ]
 BOOK_NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 ALL_NOTEBOOKS = sorted(

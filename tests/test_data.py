@@ -17,10 +17,13 @@ from sklearn.datasets import load_digits
 
 from course_lib.data import (
     CIFAR10_CLASSES,
+    SHAPE_CLASSES,
     Splits,
     load_cifar10_tensors,
     load_dataset,
     load_digits_tensors,
+    load_shapes,
+    make_shapes,
     sample_image,
     subset,
 )
@@ -230,3 +233,71 @@ def test_sample_image_shape_range_and_content():
 def test_sample_image_bad_size():
     with pytest.raises(ValueError, match="size"):
         sample_image(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The generated shapes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_shapes_shapes_ranges_and_masks():
+    s = make_shapes(60, seed=0)
+    assert s.images.shape == (60, 3, 32, 32) and s.images.dtype == torch.float32
+    assert s.masks.shape == (60, 32, 32) and s.masks.dtype == torch.bool
+    assert 0.0 <= s.images.min().item() and s.images.max().item() <= 1.0
+    assert set(s.labels.tolist()) <= set(range(len(SHAPE_CLASSES))) and len(set(s.labels.tolist())) >= 8
+    area = s.masks.flatten(1).float().mean(1)
+    # Objects 12-20 px across on 32x32: between a small bar (about 4%) and a large disc (about 31%).
+    assert (area > 0.03).all() and (area < 0.35).all()
+    # The object is drawn in one colour (plus pixel noise of std 0.03): inside the mask, the pixels' spread
+    # is the noise's; the mean background under it differs by at least 0.45 in RGB distance minus noise.
+    for img, mask in zip(s.images, s.masks):
+        inside = img[:, mask]  # (3, n)
+        assert inside.std(dim=1).max().item() < 0.06
+
+
+def test_shapes_are_deterministic_and_prefix_stable():
+    a = make_shapes(20, seed=3)
+    b = make_shapes(30, seed=3)
+    assert torch.equal(a.images, b.images[:20]) and torch.equal(a.masks, b.masks[:20])
+    c = make_shapes(10, seed=3, start=10)
+    assert torch.equal(c.images, b.images[10:20]) and torch.equal(c.labels, b.labels[10:20])
+    assert not torch.equal(make_shapes(20, seed=4).images, a.images)
+
+
+def test_shape_masks_match_geometry():
+    # Independent check of the drawn geometry: the mask of a circle is (nearly) a disc, so its area equals
+    # pi * r^2 for the radius recovered from its bounding box; a square's fills its rotated bounding box.
+    s = make_shapes(400, seed=1)
+    for label, name in ((0, "circle"), (5, "diamond")):
+        idx = (s.labels == label).nonzero().flatten()[:10]
+        for i in idx:
+            m = s.masks[i]
+            rows, cols = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+            h = (rows.max() - rows.min() + 1).item()
+            w = (cols.max() - cols.min() + 1).item()
+            area = m.sum().item()
+            expected = np.pi * h * w / 4 if name == "circle" else h * w / 2
+            assert abs(area - expected) / expected < 0.3, (name, area, expected)
+
+
+def test_load_shapes_splits():
+    d = load_shapes(n_train=50, n_test=20, seed=0)
+    assert d.name == "shapes" and d.classes == SHAPE_CLASSES and d.num_classes == 10
+    assert d.x_train.shape == (50, 3, 32, 32) and d.mask_test.shape == (20, 32, 32)
+    raw = make_shapes(50, seed=0)
+    assert torch.allclose(d.x_train, (raw.images - 0.5) / 0.25)
+    assert torch.equal(d.mask_train, raw.masks)
+    # The test set is the same whatever the training size, and disjoint from it.
+    assert torch.equal(load_shapes(n_train=10, n_test=20).x_test, d.x_test)
+    assert not any(torch.equal(t, x) for t in d.x_test for x in d.x_train)
+    assert load_shapes(5, 5, size=48).x_train.shape == (5, 3, 48, 48)
+
+
+def test_shapes_bad_inputs():
+    with pytest.raises(ValueError, match="size must be >= 16"):
+        make_shapes(2, size=8)
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        make_shapes(-1)
+    with pytest.raises(ValueError, match="n_train"):
+        load_shapes(n_train=-1)

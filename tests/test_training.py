@@ -174,3 +174,51 @@ def test_cnn_learns_digits_quickly():
     train = subset(d.x_train, d.y_train, 50)
     hist = fit(model, train, d.test, epochs=4, lr=3e-3, batch_size=64, seed=0)
     assert hist.final_test_acc > 0.85
+
+
+# --------------------------------------------------------------------------------------------------
+# A fixed number of steps, and augmentation
+# --------------------------------------------------------------------------------------------------
+
+
+def test_fit_with_steps_runs_exactly_that_many_optimiser_steps():
+    x, y = _blobs(30)
+    model = _tiny_model()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(m.training))
+    hist = fit(model, (x, y), None, batch_size=8, steps=7, lr=1e-2)
+    # 30 images in batches of 8 = 4 steps an epoch: 7 steps = one full epoch and 3 steps of a second.
+    assert calls == [True] * 7 and hist.epochs == 2
+    # The cosine schedule ends at step 7 (not at 2 full epochs = 8): the last step's rate is cosine_lr(6, 7).
+    assert hist.lr[-1] == pytest.approx(cosine_lr(6, 7, 1e-2))
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        fit(model, (x, y), None, steps=0)
+
+
+def _shifted(img, dy, dx):
+    """Reference shift by index clamping: out[i, j] = img[clamp(i - dy), clamp(j - dx)]."""
+    _, H, W = img.shape
+    rows = torch.clamp(torch.arange(H) - dy, 0, H - 1)
+    cols = torch.clamp(torch.arange(W) - dx, 0, W - 1)
+    return img[:, rows][:, :, cols]
+
+
+def test_random_shift_is_a_clamped_translation():
+    from course_lib.training import RandomShift, random_shift
+
+    torch.manual_seed(0)
+    x = torch.randn(200, 2, 5, 6)
+    out = random_shift(x, 1, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    seen = set()
+    for img, res in zip(x, out):
+        offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        match = [o for o in offsets if torch.equal(res, _shifted(img, *o))]
+        assert match, "every output is the input shifted by at most one pixel"
+        seen.add(match[0])
+    assert len(seen) == 9  # all nine offsets occur
+    assert random_shift(x, 0) is x
+    a, b = RandomShift(2, seed=5), RandomShift(2, seed=5)
+    assert torch.equal(a(x), b(x))  # seeded: reproducible
+    with pytest.raises(ValueError, match="max_shift"):
+        random_shift(x, -1)
