@@ -218,6 +218,14 @@ def test_window_references_match_timm(secret: str) -> None:
 def test_shifted_mask_reference_matches_timm(secret: str) -> None:
     for case, expected in _values(A06, "q3", secret):
         h, w, M, s = case.args
+        if min(h, w) <= M:
+            # The small-map rule of the official Swin code (SwinTransformerBlock.__init__: "if
+            # min(self.input_resolution) <= self.window_size: self.shift_size = 0"): no shift, no mask.
+            assert bool(expected.all()), case.label
+            if h == w == M:  # one window: timm, built for this very map, agrees (its rule is per axis)
+                own = timm_swin.SwinTransformerBlock(4, (h, w), num_heads=1, window_size=M, shift_size=s)
+                assert own.shift_size == (0, 0) and own.attn_mask is None
+            continue
         # A block built for a large map keeps its shift; get_attn_mask(x) then labels x's own h x w map.
         block = timm_swin.SwinTransformerBlock(4, (4 * M, 4 * M), num_heads=1, window_size=M, shift_size=s)
         timm_mask = block.get_attn_mask(torch.zeros(1, h, w, 4))
@@ -226,6 +234,24 @@ def test_shifted_mask_reference_matches_timm(secret: str) -> None:
             continue
         assert set(timm_mask.unique().tolist()) <= {0.0, -100.0}
         assert torch.equal(expected, timm_mask == 0), case.label
+
+
+def test_shifted_mask_small_map_rule_is_the_books_and_is_tested() -> None:
+    """The exercise states the book's rule (no shift when min(h, w) <= window) and a public part tests it:
+    the mask of course_lib's SwinBlock for such a map, and an answer that ignores the rule loses the part."""
+    from course_lib.swin import SwinBlock
+
+    q = A06.question("q3")
+    small = [c for c in _cases(A06, "q3") if min(c.args[:2]) <= c.args[2] and c.args[3] > 0]
+    assert len(small) >= 2
+    for case in small:
+        h, w, M, s = case.args
+        block = SwinBlock(4, (h, w), num_heads=1, window_size=M, shift_size=s)
+        assert block.shift_size == 0 and block.attn_mask is None, case.label
+        assert bool(evaluate_reference(q, case).all()), case.label
+    rule = next(r for r in q.rules if "min(h, w) <= window" in r.text)
+    report = run_public_tests(A06, q, rule.violation)
+    assert not next(p for p in report.parts if p.name == rule.part).passed
 
 
 @pytest.mark.parametrize("secret", ["s", "t"])

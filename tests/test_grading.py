@@ -59,6 +59,9 @@ def test_every_assignment_is_complete() -> None:
         assert (ROOT / "solutions" / f"{a.name}.ipynb").exists()
         assert any(len(q.parts) > 1 for q in a.questions)  # partial credit exists
         for q in a.questions:
+            if q.kind == "value":  # a number or an option's number: no inputs, so nothing to hide
+                assert all(not p.hidden for p in q.parts)
+                continue
             assert any(p.hidden for p in q.parts) and any(not p.hidden for p in q.parts)
 
 

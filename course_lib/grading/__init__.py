@@ -57,14 +57,27 @@ An assignment is a spec module plus a solutions notebook:
    Comparers: :func:`close` (default: structure, shape, dtype, finite, values), :func:`same_shape`,
    or any ``compare(got, expected, case, question) -> None | message``.
    A case whose reference raises expects the student to raise the same exception type.
+   Also (issue 16): ``rules`` tie every requirement the statement states (an error to raise, a dtype,
+   an edge case) to the part that tests it, with a ``violation`` that must lose that part (a test
+   scans the statement for rules nobody registered); ``hints`` are staged, general to specific, and
+   never the answer (:mod:`~course_lib.grading.hints`); ``uses`` names earlier answers the question
+   calls, replaced by their reference while it is graded (:mod:`~course_lib.grading.alone`);
+   :mod:`~course_lib.grading.masks` compares masks and index maps with feedback that says which way
+   they are wrong; :mod:`~course_lib.grading.understanding` makes questions answered by a number or
+   an option's number.
 2. ``solutions/NN_<topic>.ipynb``: the standard setup cell first, a link back to the chapter, then
    per question a markdown statement giving its points, a code cell with the function whose body
    sits between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` (an optional ``# HINT: ...`` line in the
    region becomes the stub's message), and a ``check("qN", fn)`` cell. Markdown answers go between
    ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``; a cell tagged ``solution-only`` is
-   dropped. Store it executed (``jupyter nbconvert --to notebook --execute --inplace``).
+   dropped. The ``# HINT:`` says what to write and where to look in the book, never the formula. A
+   demo cell that calls a student's function starts with ``with finish_first("Q3"):``
+   (:mod:`~course_lib.grading.demo`), so "Run All" never stops on a stub. The "Parts:" list of each
+   statement and each chapter's list of questions are generated from the spec
+   (``python -m course_lib.grading.outline``). Store it executed (``python scripts/run_notebooks.py``).
 3. ``course-lib release`` writes ``exercises/NN_<topic>.ipynb`` (stubs raise ``NotImplementedError``,
-   executed so that strict nbval passes; cells that raise are tagged ``raises-exception``).
+   executed so that strict nbval passes; cells that raise are tagged ``raises-exception``, and the
+   tests require that no exercise cell does).
 
 The tests then require the solutions notebook to grade full marks and the exercise to grade 0.
 """

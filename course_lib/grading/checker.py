@@ -9,7 +9,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from .alone import graded_alone, replaced_note  # issue 16: a question graded on its own
 from .compare import Outcome, Verdict, graded_call, judge
+from .hints import NO_HINT_ISSUES, on_failure, report_hints  # issue 16: staged hints
 from .spec import PUBLIC_SECRET, Assignment, Case, Question, case_generator, evaluate_reference
 from .tripwire import TAMPERED, Tripwire
 
@@ -24,6 +26,7 @@ class PartReport:
     points: float
     passed: bool
     message: str = ""
+    hint: str = ""  # issue 16: the staged hint this failure earned
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CheckReport:
     parts: list[PartReport] = field(default_factory=list)
     reference_used: Optional[str] = None
     seconds: float = 0.0
+    replaced: str = ""  # issue 16: "graded with the reference `patchify` (Q1) in place of yours..."
 
     @property
     def score(self) -> float:
@@ -57,6 +61,9 @@ class CheckReport:
             if not p.passed and p.message:
                 line += f": {p.message}"
             lines.append(line)
+        lines += [f"  {h}" for h in report_hints(q, [(p.name, p.hint) for p in self.parts])]  # issue 16
+        if self.replaced:  # issue 16
+            lines.append(f"  note: {self.replaced}")
         if self.reference_used:
             what = f"calls {self.reference_used}" if self.reference_used != TAMPERED else self.reference_used
             lines.append(
@@ -119,6 +126,14 @@ def run_public_tests(assignment: Assignment, question: Question, fn: Callable, d
     start = time.perf_counter()
     report = CheckReport(assignment.name, question)
     wire = Tripwire(question.forbidden)
+    with graded_alone(assignment, question, getattr(fn, "__globals__", None)) as replaced:  # issue 16
+        _run_public_parts(assignment, question, fn, device, wire, report)
+    report.replaced = replaced_note(assignment, question, replaced) if replaced else ""  # issue 16
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_public_parts(assignment, question, fn, device, wire, report) -> None:  # issue 16: loop moved here
     for part in question.parts:
         if part.hidden:
             continue
@@ -137,9 +152,10 @@ def run_public_tests(assignment: Assignment, question: Question, fn: Callable, d
                 if case.label and verdict.issue != "not_implemented":
                     verdict.message = f"{verdict.message} [{case.label}]"
                 break
-        report.parts.append(PartReport(part.name, part.points, verdict.passed, verdict.message))
-    report.seconds = time.perf_counter() - start
-    return report
+        hint = None  # issue 16: staged hint on a failure a hint can help with
+        if not verdict.passed and verdict.issue not in NO_HINT_ISSUES:
+            hint = on_failure(assignment.name, question, part)
+        report.parts.append(PartReport(part.name, part.points, verdict.passed, verdict.message, hint or ""))
 
 
 def check(qid: str, fn: Callable, assignment: Optional[str] = None, device: Optional[Any] = None) -> None:

@@ -105,7 +105,7 @@ def pack_output(
     kind = type(value).__module__ + "." + type(value).__qualname__
     if kind.startswith("numpy."):
         raise BadOutput(f"returned a {kind}; return a torch.Tensor (torch.from_numpy converts)")
-    raise BadOutput(f"returned a {kind}, expected a tensor")
+    raise BadOutput(f"returned a {kind}, not a tensor or a number")
 
 
 def graded_call(
@@ -303,6 +303,10 @@ def judge(
         return Verdict(False, outcome.message or "calls the reference implementation", "reference_used")
     if outcome.kind == "missing":
         return Verdict(False, f"the notebook defines no function `{question.function}`", "missing_function")
+    if outcome.kind == "bad_output" and question.kind == "value":
+        # a question answered by a value (course_lib.grading.understanding): say what it wants back
+        what = "the number of one option" if getattr(question, "options", None) else "a number (int or float)"
+        return Verdict(False, f"should return {what}: {outcome.message}", outcome.kind)
     if outcome.kind in ("timeout", "crashed", "memory_limit", "bad_output"):
         return Verdict(False, outcome.message, outcome.kind)
     if outcome.kind == "not_run":

@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from . import isolation
+from .alone import replaced_note  # issue 16
 from .compare import Outcome, Verdict, judge
+from .hints import NO_HINT_ISSUES, dedupe_feedback_hints, feedback_hints  # issue 16
 from .reports import STATUS_ORDER, atomic_write, gradebook_csv, scrub, write_outputs
 from .sandbox import Limits, QuestionJob, run_submission, warm_up
 from .sandbox_child import SECRET_ENV
@@ -344,8 +346,14 @@ def _score(
                     "passed": verdict.passed,
                     "score": part.points if verdict.passed else 0.0,
                     "message": verdict.message,
+                    "hints": (  # issue 16: every stage of the staged hints of a failed part
+                        []
+                        if verdict.passed or verdict.issue in NO_HINT_ISSUES
+                        else feedback_hints(q, part.name)
+                    ),
                 }
             )
+        dedupe_feedback_hints(q, parts)  # issue 16
         message = ""
         if reference_used:
             message = (
@@ -363,6 +371,7 @@ def _score(
                 "max_score": q.points,
                 "message": message,
                 "parts": parts,
+                "note": replaced_note(assignment, q),  # issue 16
             }
         )
     return questions, issues
@@ -411,6 +420,7 @@ def _grade_one(
                 q.function,
                 q.forbidden,
                 [(c.args, dict(c.kwargs)) for part in prepared[q.id] for c in part.cases],
+                assignment=assignment.name,  # issue 16
             )
             for q in assignment.questions
         ]

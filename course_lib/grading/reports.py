@@ -125,6 +125,9 @@ def feedback_markdown(record: dict, assignment: Assignment) -> str:
             if not p["passed"] and p["message"]:
                 line += f" \u2014 {p['message']}"
             lines.append(line)
+            lines += [f"  - {h}" for h in p.get("hints", [])]  # staged hints of a failed part (issue 16)
+        if q.get("note"):  # an earlier answer replaced by its reference for this question (issue 16)
+            lines.append(f"- note: {q['note']}")
         lines.append("")
     if record.get("cell_errors") or record.get("events"):
         lines += ["## What happened when your notebook ran", ""]
@@ -152,6 +155,9 @@ def gradescope_json(record: dict, hidden_visibility: str) -> str:
     for qi, q in enumerate(record["questions"], start=1):
         for pi, p in enumerate(q["parts"], start=1):
             output = q["message"] or (p["message"] if not p["passed"] else (p["description"] or "passed"))
+            output = "\n".join([output, *p.get("hints", [])])  # the same staged hints as the feedback
+            if q.get("note") and pi == 1:
+                output += f"\nnote: {q['note']}"
             tests.append(
                 {
                     "name": f"{q['id']} {q['title']}: {p['name']}",

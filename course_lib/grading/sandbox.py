@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 import torch
 
+from .alone import assignment_modules
 from .compare import Outcome
 from .isolation import TOO_MANY_PROCESSES
 from .sandbox_child import ENV_KEEP, SECRET_ENV, child_main
@@ -55,7 +56,12 @@ _PRELOAD = [
     "course_lib.grading.sandbox_child",
     "course_lib.grading.isolation",
     "course_lib.grading.assignments",
+    "course_lib.grading.alone",
 ]
+# The assignment specs too (issue 16): their references stand in for earlier answers a question calls
+# (:mod:`.alone`), so they are imported here, before any notebook can patch course_lib. They read no
+# secret: the server starts without it (:func:`_start`), and the hidden inputs travel per question.
+_PRELOAD += assignment_modules()
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ class QuestionJob:
     function: str
     forbidden: tuple[str, ...]
     cases: list[tuple[tuple, dict]]
+    #: the assignment's name, so that the child grades the question on its own (:mod:`.alone`: earlier
+    #: answers it calls are replaced by their reference); ``""`` grades it as written
+    assignment: str = ""
 
 
 @dataclass
@@ -410,7 +419,7 @@ class _Run:
         limits = self.limits
         while self.pending:
             job = self.pending[0]
-            conn.send(("call", job.qid, job.function, self.blobs[job.qid]))
+            conn.send(("call", job.qid, job.function, self.blobs[job.qid], job.assignment))
             deadline = time.monotonic() + limits.timeout
             while True:
                 header, payload = _receive(

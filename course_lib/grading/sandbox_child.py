@@ -8,11 +8,13 @@
    (file size), ``RLIMIT_NPROC`` (processes), no core dumps, one thread;
 3. **sandbox** (``limits.isolation == "namespaces"``): :func:`course_lib.grading.isolation.enter`;
    the notebook then works in a private ``/tmp/submission``, else in its scratch folder;
-4. **notebook**: the code cells run one by one; the parent hears of the start of each cell and of its
-   error, if any (IPython magics and ``!shell`` lines are turned into no-ops);
+4. **notebook**: the assignment specs' references are bound first (:func:`.alone.preload`; the fork
+   server has imported them), then the code cells run one by one; the parent hears of the start of
+   each cell and of its error, if any (IPython magics and ``!shell`` lines are turned into no-ops);
 5. **questions**: for each question the parent sends its inputs; :func:`call_graded` calls the
-   student's function on every case, and the outcomes go back as ``torch.save`` bytes (plain
-   tensors and numbers only; the parent reads them with ``weights_only=True``).
+   student's function on every case, with the earlier answers the question calls replaced by their
+   reference (:func:`.alone.graded_alone_by_name`); the outcomes go back as ``torch.save`` bytes
+   (plain tensors and numbers only; the parent reads them with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import torch
 
 from . import isolation
+from .alone import graded_alone_by_name, preload
 from .compare import Outcome, graded_call
 from .spec import Raised
 from .tripwire import Tripwire
@@ -229,6 +232,8 @@ def child_main(
         """The grader runs the tests itself, in its own process."""
 
     grading_pkg.check = checker_mod.check = check_skipped
+    # The references that stand in for earlier answers are bound before the notebook can patch course_lib.
+    preload()
     jobs = {job.qid: job for job in (ChildJob(*q) for q in questions)}
     wires = {qid: Tripwire(job.forbidden) for qid, job in jobs.items()}
 
@@ -259,12 +264,14 @@ def child_main(
         request = conn.recv()
         if request[0] != "call":
             break
-        _, qid, _function, blob = request
+        _, qid, _function, blob, assignment = request
         cases = torch.load(io.BytesIO(blob), weights_only=True)
         budget = [limits.max_output_elements]
-        results = [
-            _outcome_record(call_graded(namespace, jobs[qid], case, wires[qid], budget)) for case in cases
-        ]
+        # A question is graded on its own: earlier answers it calls are the reference's meanwhile.
+        with graded_alone_by_name(namespace, assignment, qid):
+            results = [
+                _outcome_record(call_graded(namespace, jobs[qid], case, wires[qid], budget)) for case in cases
+            ]
         sys.stdout.flush()
         buffer = io.BytesIO()
         torch.save(results, buffer)

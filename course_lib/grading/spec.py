@@ -27,6 +27,7 @@ __all__ = [
     "Question",
     "Assignment",
     "Raised",
+    "Rule",
     "Comparer",
     "Diagnostic",
     "case_generator",
@@ -77,6 +78,24 @@ class Raised:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A requirement the question's statement states, tied to the part that tests it.
+
+    Args:
+        text: the statement's own words (whitespace aside, they must appear in the question's markdown
+            cell), e.g. "Raise a `ValueError` naming the shapes when `cls_token` is not `(1, 1, D)`".
+        part: the name of the part whose cases catch a violation.
+        violation: an implementation that does everything else right but breaks this rule (e.g. checks
+            ``pos_embed`` and forgets ``cls_token``); the requirement test grades it and requires it to
+            lose ``part``, so a rule cannot be stated without a test that enforces it.
+    """
+
+    text: str
+    part: str
+    violation: Callable[..., Any]
+
+
+@dataclass(frozen=True)
 class Part:
     """A gradable part of a question.
 
@@ -88,6 +107,8 @@ class Part:
         compare: how to judge one case, default :func:`course_lib.grading.compare.close` with the
             question's tolerances; :func:`course_lib.grading.compare.same_shape` checks shapes only.
         description: one line for the student ("works with a boolean mask broadcast over the batch").
+        hints: staged hints for this part, from the most general to the most specific (see
+            :mod:`course_lib.grading.hints`); the question's ``hints`` when empty. Never the answer.
     """
 
     name: str
@@ -96,6 +117,7 @@ class Part:
     hidden: bool = False
     compare: Optional[Comparer] = None
     description: str = ""
+    hints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.points > 0 and math.isfinite(self.points)):
@@ -119,6 +141,19 @@ class Question:
         diagnostics: hints tried, in order, when a case's values are wrong.
         atol, rtol: tolerances of the default comparison (float32 on the CPU).
         output_names: names of the parts of a tuple output, for messages (``("output", "weights")``).
+        hints: staged hints, general to specific: the first says what to write and where to look in the
+            book, later ones name the step that is usually wrong. ``check`` shows the next one each time a
+            part fails again; the batch feedback shows them all. Never the answer (a test checks).
+        uses: graded functions of EARLIER questions that this one may call (``("patchify",)`` for the
+            patch embedding). While this question is graded they are replaced by their reference, so a
+            mistake is charged to its own question only (:mod:`course_lib.grading.alone`).
+        rules: every requirement the statement states (errors to raise, dtypes, edge cases), each tied
+            to the part that tests it (:class:`Rule`).
+        answers: expressions that ARE the answer in the statement's notation (``"T * T * D"``); no stub
+            or hint may contain them (the solution's own code is checked as well).
+        kind: ``"function"`` (the student's function is called on inputs, public and hidden) or
+            ``"value"`` (a function without arguments returns a number or an option's number: see
+            :mod:`course_lib.grading.understanding`; no hidden inputs then).
     """
 
     id: str
@@ -131,9 +166,19 @@ class Question:
     atol: float = 1e-5
     rtol: float = 1e-5
     output_names: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    answers: tuple[str, ...] = ()
+    kind: str = "function"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("function", "value"):
+            raise ValueError(f"question {self.id}: kind must be 'function' or 'value', got {self.kind!r}")
         names = [p.name for p in self.parts]
+        for rule in self.rules:
+            if rule.part not in names:
+                raise ValueError(f"question {self.id}: rule {rule.text!r} names no part {rule.part!r}")
         if not names:
             raise ValueError(f"question {self.id} has no parts")
         if len(set(names)) != len(names):
@@ -174,6 +219,14 @@ class Assignment:
         functions = [q.function for q in self.questions]
         if len(set(functions)) != len(functions):
             raise ValueError(f"assignment {self.name}: graded function names must be unique, got {functions}")
+        for index, q in enumerate(self.questions):
+            earlier = functions[:index]
+            for name in q.uses:
+                if name not in earlier:
+                    raise ValueError(
+                        f"assignment {self.name}, {q.id}: uses={name!r} must name the function of an earlier "
+                        f"question ({earlier})"
+                    )
 
     @property
     def points(self) -> float:

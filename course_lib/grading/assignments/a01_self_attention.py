@@ -3,6 +3,7 @@ a single-head self-attention layer."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import torch
@@ -12,7 +13,7 @@ from course_lib.attention import masked_softmax, scaled_dot_product_attention
 
 from ..compare import close, compare_close, matches_variant, same_shape
 from ..inputs import bool_mask, integer_valued, randint, randn
-from ..spec import Assignment, Case, Part, Question
+from ..spec import Assignment, Case, Part, Question, Rule
 
 # Everything that computes attention (or its softmax) for you.
 ATTENTION_REFERENCES = (
@@ -94,6 +95,14 @@ Q1 = Question(
     ),
     forbidden=SOFTMAX_REFERENCES,
     diagnostics=(_overflow, _rows_sum_to_one),
+    hints=(
+        "Chapter 1, section 1.2, step 2: the softmax of a row does not change when the same number is "
+        "subtracted from all its entries. Choose that number so that no exponential can overflow.",
+        "Reduce over the last dimension only and keep it (keepdim=True), so that the row statistic "
+        "broadcasts back against x of any shape (..., n).",
+        "Entries equal to -inf must come out as weight 0: check what your subtraction and the exponential do "
+        "to them, and that a row of equal entries gives equal weights.",
+    ),
 )
 
 
@@ -193,6 +202,17 @@ ATTENTION_HINTS = (
     _weights_rows,
 )
 
+
+def _attention_nan_rows(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None):
+    """Breaks the rule on fully masked queries: leaves their 0/0 as NaN."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+    weights = weights / weights.sum(-1, keepdim=True)
+    return weights @ v, weights
+
+
 Q2 = Question(
     id="q2",
     title="Scaled dot-product attention",
@@ -220,6 +240,22 @@ Q2 = Question(
     forbidden=ATTENTION_REFERENCES,
     diagnostics=ATTENTION_HINTS,
     output_names=("output", "weights"),
+    hints=(
+        "Chapter 1, section 1.2 (the three steps) and section 1.5 (why the scale): match every query with "
+        "every key, softmax over the keys, weighted sum of the values.",
+        "Transpose only the last two axes of k, so that any leading (batch, head) axes pass through; the "
+        "mask acts on the scores, before the softmax (section 1.4).",
+        "A query whose keys are all masked is 0/0 after the softmax: make its weights and output zero, not "
+        "NaN.",
+    ),
+    uses=("stable_softmax",),
+    rules=(
+        Rule(
+            "A query whose keys are *all* masked gets all-zero weights and a zero output (not NaN)",
+            "hidden edge cases",
+            _attention_nan_rows,
+        ),
+    ),
 )
 
 
@@ -230,6 +266,11 @@ def _causal_reference(n: int) -> Tensor:
     if n <= 0:
         raise ValueError(f"n={n} must be positive")
     return torch.ones(n, n, dtype=torch.bool).tril()
+
+
+def _causal_float(n: int) -> Tensor:
+    """Breaks the rule "boolean": 1.0 / 0.0 instead of True / False."""
+    return torch.ones(n, n).tril()
 
 
 Q3 = Question(
@@ -268,6 +309,14 @@ Q3 = Question(
             "your mask is inverted: True means the query MAY attend to that key",
         ),
     ),
+    hints=(
+        "Chapter 1, section 1.4: in a causal model a query sees itself and the keys before it. Which "
+        "entries [i, j] are those?",
+        "Return a boolean tensor (torch.bool), True where attention is allowed; torch can keep the lower or "
+        "the upper triangle of a matrix for you.",
+        "Check n = 3 by hand: row 0 has one True entry, row 2 has three.",
+    ),
+    rules=(Rule("the `(n, n)` boolean mask", "shape and dtype", _causal_float),),
 )
 
 
@@ -342,6 +391,13 @@ Q4 = Question(
             "scale by 1/sqrt(d_k), the width of the queries, not of x",
         ),
     ),
+    hints=(
+        "Chapter 1, section 1.2: queries, keys and values all come from the same tokens x, each through its "
+        "own matrix applied on the right.",
+        "Your attention (Q2) returns two things; this layer returns only one of them.",
+        "Pass the mask on to attention unchanged.",
+    ),
+    uses=("attention",),
 )
 
 ASSIGNMENT = Assignment(

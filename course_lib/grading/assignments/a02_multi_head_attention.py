@@ -12,7 +12,7 @@ from course_lib.multihead import MultiHeadAttention, merge_heads, split_heads
 
 from ..compare import matches_variant, same_shape
 from ..inputs import bool_mask, randint, randn
-from ..spec import Assignment, Case, Part, Question
+from ..spec import Assignment, Case, Part, Question, Rule
 
 MHA_REFERENCES = (
     "course_lib.multihead.MultiHeadAttention",
@@ -51,6 +51,12 @@ def _split_no_transpose(x: Tensor, num_heads: int) -> Tensor:
     return x.reshape(B, num_heads, N, D // num_heads)
 
 
+def _split_unchecked(x: Tensor, num_heads: int) -> Tensor:
+    """Breaks the rule "raise ValueError when D % H != 0" (reshape raises RuntimeError instead)."""
+    B, N, D = x.shape
+    return x.reshape(B, N, num_heads, D // num_heads).transpose(1, 2)
+
+
 Q1 = Question(
     id="q1",
     title="Split the features into heads",
@@ -78,6 +84,21 @@ Q1 = Question(
             _split_no_transpose,
             "a reshape alone mixes tokens and heads: reshape to (B, N, H, d), "
             "then transpose the token and head axes",
+        ),
+    ),
+    hints=(
+        "Chapter 2, section 2.1 (split, attend, merge, project): head h owns a block of consecutive "
+        "features of every token. First check that D splits evenly into the heads.",
+        "Split the feature axis into (heads, features per head), then move the head axis in front of the "
+        "token axis.",
+        "A reshape straight to (B, H, N, D/H) hands each head features of several tokens: the token axis "
+        "must stay where it is until the heads are split off.",
+    ),
+    rules=(
+        Rule(
+            "Raise a `ValueError` naming the sizes when `D` is not divisible by `H`",
+            "indivisible width",
+            _split_unchecked,
         ),
     ),
 )
@@ -116,6 +137,12 @@ Q2 = Question(
             lambda x: x.reshape(x.shape[0], x.shape[2], -1),
             "move the head axis next to the features (transpose(1, 2)) before reshaping",
         ),
+    ),
+    hints=(
+        "Chapter 2, section 2.1: merge_heads(split_heads(x, H)) must give x back, so do the steps of your "
+        "split_heads backwards.",
+        "Bring the token axis back in front of the head axis, then flatten the last two axes.",
+        "After a transpose the tensor is not contiguous: use reshape (which copies when it must), not view.",
     ),
 )
 
@@ -212,6 +239,14 @@ Q3 = Question(
             "scale by 1/sqrt(D/H), the width of one head, not by 1/sqrt(D)",
         ),
     ),
+    hints=(
+        "Chapter 2, section 2.1: project to q, k, v with the packed weight, split each into heads, attend in "
+        "every head, merge the heads, project.",
+        "The packed projection holds q, k and v one after the other along the last axis, each D wide; the "
+        "scale uses the width of ONE head.",
+        "The mask acts on every head's scores before the softmax; True means the query may attend.",
+    ),
+    uses=("split_heads", "merge_heads"),
 )
 
 
@@ -221,6 +256,11 @@ Q3 = Question(
 def _count(embed_dim: int, num_heads: int, qkv_bias: bool = True) -> int:
     layer = MultiHeadAttention(embed_dim, num_heads, qkv_bias=qkv_bias)
     return sum(p.numel() for p in layer.parameters())
+
+
+def _count_float(embed_dim: int, num_heads: int, qkv_bias: bool = True) -> float:
+    """Breaks the rule "a Python int"."""
+    return float(_count(embed_dim, num_heads, qkv_bias))
 
 
 Q4 = Question(
@@ -257,6 +297,12 @@ Q4 = Question(
             "with qkv_bias=False only the output projection has a bias",
         ),
     ),
+    hints=(
+        "Chapter 2, section 2.2: add up the sizes of w_qkv, b_qkv (only when qkv_bias), w_proj and b_proj.",
+        "Splitting into heads reshapes the same matrices: the count does not depend on num_heads.",
+        "Return a Python int, not a float or a tensor.",
+    ),
+    rules=(Rule("as a Python `int`", "ViT-B", _count_float),),
 )
 
 ASSIGNMENT = Assignment(

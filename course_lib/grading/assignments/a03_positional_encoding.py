@@ -81,6 +81,14 @@ Q1 = Question(
     ),
     atol=TOL,
     rtol=TOL,
+    hints=(
+        "Chapter 3, section 3.2: channel pair i (channels 2i and 2i + 1) uses one frequency; the sine goes "
+        "in the even channel, the cosine in the odd one.",
+        "Compute the angles of all positions and all pairs at once, by broadcasting a column of positions "
+        "against a row of frequencies.",
+        "Interleave (even channels, odd channels), do not put all sines first; computing in float64 and "
+        "returning float32 keeps you well inside the tolerance.",
+    ),
 )
 
 
@@ -129,6 +137,14 @@ Q2 = Question(
     ),
     atol=TOL,
     rtol=TOL,
+    hints=(
+        "Chapter 3, section 3.4: half of the channels encode the token's row, half its column, each with the "
+        "1-D code of Q1 at half the width.",
+        "Token n sits at row n // grid_w and column n % grid_w: give it the row code of its row and the "
+        "column code of its column.",
+        "The row code comes first in the channels, the column code second; check a non-square grid.",
+    ),
+    uses=("sinusoidal_encoding",),
 )
 
 
@@ -200,6 +216,13 @@ Q3 = Question(
     ),
     atol=TOL,
     rtol=TOL,
+    hints=(
+        "Chapter 3, section 3.6: channel pair i of the token at position pos is a 2-D vector, rotated by the "
+        "angle pos * theta_i.",
+        "Take the even and the odd channels as the two coordinates of each pair, rotate, and put them back "
+        "interleaved in the same order.",
+        "Return the dtype of x: compute the angles in float64, then cast their cosines and sines to x.dtype.",
+    ),
 )
 
 ASSIGNMENT = Assignment(

@@ -13,7 +13,7 @@ from course_lib.complexity import conv2d_macs, msa_macs
 
 from ..compare import matches_variant, same_shape
 from ..inputs import choice, randint, randn
-from ..spec import Assignment, Case, Part, Question
+from ..spec import Assignment, Case, Part, Question, Rule
 
 BLOCK_REFERENCES = (
     "course_lib.block.TransformerBlock",
@@ -169,6 +169,13 @@ Q1 = Question(
             "each sub-layer's output is added to its input (the residual connection)",
         ),
     ),
+    hints=(
+        "Chapter 4, section 4.1: a block is two residual sub-layers, attention then MLP; pre-norm normalises "
+        "the input of each branch, post-norm the sum after it.",
+        "Write three small helpers from the params dict (LayerNorm, multi-head attention, MLP), then combine "
+        "them as the statement's two formulas say.",
+        "Check the details: the exact GELU, LayerNorm eps 1e-6, and the attention scale of ONE head's width.",
+    ),
 )
 
 
@@ -178,6 +185,11 @@ Q1 = Question(
 def _attention_cost_reference(num_tokens: int, dim: int) -> int:
     # Swin's Eq. (1) with h * w = num_tokens.
     return msa_macs(num_tokens, 1, dim)
+
+
+def _attention_macs_float(num_tokens: int, dim: int) -> float:
+    """Breaks the rule "a Python int"."""
+    return float(_attention_cost_reference(num_tokens, dim))
 
 
 Q2 = Question(
@@ -228,6 +240,14 @@ Q2 = Question(
             "count multiply-adds (one per multiplication), not FLOPs (two per multiply-add)",
         ),
     ),
+    hints=(
+        "Chapter 4, section 4.2: an (a, b) by (b, c) matrix product costs a*b*c multiply-adds. List the "
+        "layer's matrix products and their shapes.",
+        "There are four projections of the tokens and two products of the tokens with each other.",
+        "Count multiply-adds, not FLOPs (a FLOP counter reports two per multiply-add), and return a Python "
+        "int.",
+    ),
+    rules=(Rule("as a Python `int`", "ViT-B/16 at 224", _attention_macs_float),),
 )
 
 
@@ -261,6 +281,11 @@ def _conv_hidden(rng: torch.Generator) -> list[Case]:
 
 def _no_output_size(h, w, cin, cout, k, stride=1, padding=None) -> int:
     return h * w * k * k * cin * cout
+
+
+def _conv_macs_float(h: int, w: int, cin: int, cout: int, k: int, stride: int = 1, padding=None) -> float:
+    """Breaks the rule "a Python int"."""
+    return float(_conv_reference(h, w, cin, cout, k, stride=stride, padding=padding))
 
 
 Q3 = Question(
@@ -306,6 +331,15 @@ Q3 = Question(
             "every output takes k x k x C_in inputs: multiply by the kernel's area k^2",
         ),
     ),
+    hints=(
+        "Chapter 4, section 4.2: a convolution does the same work at every OUTPUT position, so first find "
+        "how many output positions there are.",
+        "The statement gives the number of output rows from h, the padding, the kernel and the stride, and "
+        "says what padding=None means; the columns work the same way with w.",
+        "Each output position costs one multiply-add per kernel weight, for every output channel; return a "
+        "Python int.",
+    ),
+    rules=(Rule("as a Python `int`", "'same' padding", _conv_macs_float),),
 )
 
 
@@ -379,6 +413,14 @@ Q4 = Question(
             _crossover_tokens, "return the side s of the map (s x s positions), not the number of tokens"
         ),
     ),
+    hints=(
+        "Chapter 4, section 4.2 (the crossover): use your Q2 and Q3 on an s x s map for s = 1, 2, 3, ... "
+        "until attention costs strictly more.",
+        "Attention sees n = s*s tokens of width C; the convolution maps C channels to C, 'same' padding, "
+        "stride 1.",
+        "Return the side s, not the number of tokens, and mind ties: an equal cost is not 'more'.",
+    ),
+    uses=("self_attention_macs", "conv_macs"),
 )
 
 

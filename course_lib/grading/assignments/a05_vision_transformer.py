@@ -14,7 +14,7 @@ from course_lib.vit import PatchEmbed, patchify
 
 from ..compare import close, matches_variant, same_shape
 from ..inputs import choice, randint, randn
-from ..spec import Assignment, Case, Part, Question
+from ..spec import Assignment, Case, Part, Question, Rule
 
 # course_lib's own ViT pieces do the job; torch's tools (reshape, permute, F.unfold, matmul) do not.
 VIT_REFERENCES = (
@@ -77,6 +77,13 @@ def _patchify_no_permute(images: Tensor, p: int) -> Tensor:
     return images.reshape(B, (H // p) * (W // p), p * p * C)
 
 
+def _patchify_unchecked(images: Tensor, p: int) -> Tensor:
+    """Breaks the rule "raise ValueError when P does not divide H or W" (reshape raises RuntimeError)."""
+    B, C, H, W = images.shape
+    x = images.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, (H // p) * (W // p), p * p * C)
+
+
 Q1 = Question(
     id="q1",
     title="Cut images into patches",
@@ -122,6 +129,22 @@ Q1 = Question(
             _patchify_no_permute,
             "a reshape alone mixes pixels from different patches: split H and W into (grid, P) first, "
             "then permute the axes",
+        ),
+    ),
+    hints=(
+        "Chapter 5, section 5.1 cuts the image into a grid of P x P patches: split each of H and W into "
+        "(number of patches, P) before anything else.",
+        "A reshape alone mixes pixels of different patches: after splitting H and W, one permute puts the "
+        "axes in the order the statement lists (grid first, then inside the patch, channels last), and a "
+        "final reshape flattens them.",
+        "Work out a 1 x 1 x 4 x 4 image with P = 2 by hand: patch 1 must be the top-right 2 x 2 block, and "
+        "its 4 values must come out row by row.",
+    ),
+    rules=(
+        Rule(
+            "Raise a `ValueError` naming the sizes when `H` or `W` is not a multiple of `P`",
+            "indivisible size",
+            _patchify_unchecked,
         ),
     ),
 )
@@ -193,6 +216,15 @@ Q2 = Question(
             "add the bias",
         ),
     ),
+    hints=(
+        "Chapter 5, section 5.2: the convolution with kernel size = stride = P applies ONE linear map to "
+        "every patch, and the kernel (D, C, P, P) holds that map's D rows.",
+        "Your patches are flattened (row, column, channel), the kernel (channel, row, column): rearrange the "
+        "kernel's axes into your patches' order before flattening it into a (D, P*P*C) matrix.",
+        "Tokens (B, N, F) times a weight stored as (D, F) is a product with the weight's transpose; the bias "
+        "(D,) is added last and broadcasts over the tokens.",
+    ),
+    uses=("patchify",),
 )
 
 
@@ -214,9 +246,28 @@ def _prepend_case(rng: torch.Generator, B: int, N: int, D: int) -> Case:
     return Case(args, label=f"{B} images of {N} tokens, D = {D}")
 
 
-def _prepend_wrong_length(rng: torch.Generator) -> list[Case]:
-    tokens, cls = randn(rng, 2, 4, 6), randn(rng, 1, 1, 6)
-    return [Case((tokens, cls, randn(rng, 1, 4, 6)), label="pos_embed without the class token's row")]
+def _prepend_wrong_shapes(rng: torch.Generator) -> list[Case]:
+    tokens, cls, pos = randn(rng, 2, 4, 6), randn(rng, 1, 1, 6), randn(rng, 1, 5, 6)
+    return [
+        Case((tokens, cls, randn(rng, 1, 4, 6)), label="pos_embed without the class token's row"),
+        Case((tokens, randn(rng, 1, 6), pos), label="cls_token of shape (1, D), without the token axis"),
+        Case((tokens, randn(rng, 1, 2, 6), pos), label="two class tokens, (1, 2, D)"),
+    ]
+
+
+def _prepend_checks_pos_only(tokens: Tensor, cls_token: Tensor, pos_embed: Tensor) -> Tensor:
+    """Breaks the rule on ``cls_token``: checks ``pos_embed`` only (the trial's planted bug)."""
+    B, N, D = tokens.shape
+    if pos_embed.shape != (1, N + 1, D):
+        raise ValueError("wrong pos_embed")
+    return torch.cat([cls_token.expand(B, 1, D), tokens], dim=1) + pos_embed
+
+
+def _prepend_checks_cls_only(tokens: Tensor, cls_token: Tensor, pos_embed: Tensor) -> Tensor:
+    B, N, D = tokens.shape
+    if cls_token.shape != (1, 1, D):
+        raise ValueError("wrong cls_token")
+    return torch.cat([cls_token.expand(B, 1, D), tokens], dim=1) + pos_embed
 
 
 Q3 = Question(
@@ -239,10 +290,10 @@ Q3 = Question(
             description="the class token first, then every position gets its embedding",
         ),
         Part(
-            "wrong position table",
+            "wrong shapes",
             1,
-            _prepend_wrong_length,
-            description="raises ValueError when pos_embed is not (1, N + 1, D)",
+            _prepend_wrong_shapes,
+            description="raises ValueError when cls_token is not (1, 1, D) or pos_embed is not (1, N + 1, D)",
         ),
         Part(
             "hidden inputs",
@@ -265,6 +316,22 @@ Q3 = Question(
             "the class token gets a position embedding too: row 0 of pos_embed",
         ),
     ),
+    hints=(
+        "Chapter 5, section 5.3: the class token is one learned vector shared by all images: give every "
+        "image of the batch a copy and put it BEFORE the patch tokens.",
+        "Every position gets its own row of pos_embed, the class token's included: the result has 1 + N "
+        "rows, and pos_embed's leading 1 broadcasts over the batch.",
+        "Check both shapes before computing anything, and raise ValueError naming them: a wrong cls_token "
+        "can broadcast silently, so the error would not come by itself.",
+    ),
+    rules=(
+        Rule(
+            "Raise a `ValueError` naming the shapes when `cls_token` is not `(1, 1, D)`",
+            "wrong shapes",
+            _prepend_checks_pos_only,
+        ),
+        Rule("or `pos_embed` is not `(1, N + 1, D)`", "wrong shapes", _prepend_checks_cls_only),
+    ),
 )
 
 
@@ -279,6 +346,16 @@ def _cost_reference(img_size: int, patch_size: int, embed_dim: int) -> tuple[int
 def _cost_variant(img_size: int, patch_size: int, embed_dim: int, products: int) -> tuple[int, int]:
     tokens = (img_size // patch_size) ** 2 + 1
     return tokens, products * tokens * tokens * embed_dim
+
+
+def _cost_unchecked(img_size: int, patch_size: int, embed_dim: int) -> tuple[int, int]:
+    tokens = (img_size // patch_size) ** 2 + 1
+    return tokens, 2 * tokens * tokens * embed_dim
+
+
+def _cost_floats(img_size: int, patch_size: int, embed_dim: int) -> tuple[float, float]:
+    tokens, macs = _cost_reference(img_size, patch_size, embed_dim)
+    return float(tokens), float(macs)
 
 
 def _cost_hint(case: Case, got: Any, expected: Any) -> Optional[str]:
@@ -341,6 +418,27 @@ Q4 = Question(
         ),
     ),
     output_names=("num_tokens", "attention_macs"),
+    hints=(
+        "Chapter 5, section 5.5 counts the tokens of ViT for each patch size: the patches form a grid, and "
+        "ViT adds one token of its own.",
+        "Chapter 4, section 4.2: a (a, b) by (b, c) matrix product costs one multiply-add per term of each "
+        "of its a*c dot products. Write down the shapes of the two attention products, all heads together.",
+        "Both values are Python ints (use //, not /), and an image size that P does not divide raises "
+        "ValueError naming the sizes.",
+    ),
+    rules=(
+        Rule(
+            "returning a tuple of two Python `int`s",
+            "number of tokens",
+            _cost_floats,
+        ),
+        Rule(
+            "Raise a `ValueError` naming the sizes when `img_size` is not a multiple of `patch_size`",
+            "indivisible size",
+            _cost_unchecked,
+        ),
+    ),
+    answers=("T * T * D", "2 * T * T * D", "T^2 D", "2 T^2 D", "T**2 * D"),
 )
 
 ASSIGNMENT = Assignment(

@@ -8,12 +8,15 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from course_lib.complexity import msa_macs, wmsa_macs
 from course_lib.positional import relative_position_index
 from course_lib.swin import PatchMerging, shifted_window_mask, window_partition, window_reverse
 
-from ..compare import compare_close, matches_variant, same_shape
+from ..compare import matches_variant, same_shape
 from ..inputs import choice, randint, randn
-from ..spec import Assignment, Case, Part, Question
+from ..masks import grid_position, index_comparer, mask_comparer, structure
+from ..spec import Assignment, Case, Part, Question, Rule
+from ..understanding import choice_question, numeric_question
 
 # Swin's building blocks; constructing a SwinBlock or WindowAttention builds the mask and the index.
 SWIN_REFERENCES = (
@@ -55,6 +58,11 @@ def _partition_no_permute(x: Tensor, M: int) -> Tensor:
     return x.reshape(-1, M, M, x.shape[-1])
 
 
+def _partition_unchecked(x: Tensor, M: int) -> Tensor:
+    B, H, W, C = x.shape
+    return x.reshape(B, H // M, M, W // M, M, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, M, M, C)
+
+
 Q1 = Question(
     id="q1",
     title="Cut a feature map into windows",
@@ -92,6 +100,20 @@ Q1 = Question(
             _partition_no_permute,
             "a reshape alone mixes tokens of different windows: view as (B, H/M, M, W/M, M, C), then "
             "bring the two window-grid axes together before the two within-window axes",
+        ),
+    ),
+    hints=(
+        "Chapter 6, section 6.1: the same cut as ViT's patchify (chapter 5), on a channels-last map: split "
+        "H and W each into (number of windows, M) first.",
+        "Bring the two window-grid axes together, in front of the two within-window axes, then merge the "
+        "batch and the grid into one axis.",
+        "Check a 1 x 4 x 4 x 1 map with M = 2 by hand: window 1 is the top-right 2 x 2 block.",
+    ),
+    rules=(
+        Rule(
+            "Raise a `ValueError` naming the sizes when `H` or `W` is not a multiple of `window`",
+            "indivisible size",
+            _partition_unchecked,
         ),
     ),
 )
@@ -157,6 +179,13 @@ Q2 = Question(
             "(B, H/M, W/M, M, M, C) and permute before reshaping",
         ),
     ),
+    hints=(
+        "Chapter 6, section 6.1: window_reverse(window_partition(x, M), M, H, W) must give x back: undo the "
+        "steps of your Q1 in reverse order.",
+        "The batch size is not an argument: let reshape infer it (-1) from the number of windows.",
+        "Windows are numbered row by row within an image: check the map with a window grid that is not "
+        "square, e.g. 2 x 3 windows.",
+    ),
 )
 
 
@@ -167,11 +196,37 @@ def _mask_case(h: int, w: int, M: int, s: int) -> Case:
     return Case((h, w, M, s), label=f"{h} x {w} map, window {M}, shift {s}")
 
 
+def _mask_reference(h: int, w: int, window: int, shift: int) -> Tensor:
+    """The mask a Swin block uses: no shift when the map is no larger than the window (``min(h, w) <=
+    window``), as the official code, ``course_lib.swin.SwinBlock`` and the book (section 6.8) do."""
+    return shifted_window_mask(h, w, window, 0 if min(h, w) <= window else shift)
+
+
+def _mask_bands_always(h: int, w: int, window: int, shift: int) -> Tensor:
+    """Breaks the small-map rule: labels the bands even when the map fits in one window."""
+    return shifted_window_mask(h, w, window, shift)
+
+
+def _mask_float(h: int, w: int, window: int, shift: int) -> Tensor:
+    return _mask_reference(h, w, window, shift).float()
+
+
+def _mask_where(case: Case, index: tuple[int, ...]) -> str:
+    h, w, M, s = case.args
+    i, q, k = index
+    return (
+        f"window {i}, query {q} {grid_position(q, M)} and key {k} {grid_position(k, M)} of the window "
+        f"(rows and columns inside the window)"
+    )
+
+
 def _mask_hidden(rng: torch.Generator) -> list[Case]:
     cases = []
     for _ in range(3):
         M = randint(rng, 2, 7)
-        cases.append(_mask_case(M * randint(rng, 1, 4), M * randint(rng, 1, 4), M, randint(rng, 1, M - 1)))
+        cases.append(_mask_case(M * randint(rng, 2, 4), M * randint(rng, 2, 4), M, randint(rng, 1, M - 1)))
+    M = randint(rng, 2, 7)  # one window row: Swin does not shift
+    cases.append(_mask_case(M, M * randint(rng, 1, 3), M, randint(rng, 1, M - 1)))
     return cases
 
 
@@ -193,37 +248,49 @@ def _mask_unshifted_windows(h: int, w: int, M: int, s: int) -> Tensor:
     return per_window.unsqueeze(2) == per_window.unsqueeze(1)
 
 
-def _mask_dtype(got: Any, expected: Any, case: Case, question: Question) -> Optional[str]:
-    message = compare_close(got, expected, question, shape_only=True)
-    if message is None and got.dtype != torch.bool:
-        return (
-            f"output has dtype {got.dtype}, expected torch.bool: return True where attention is allowed "
-            f"(not the additive -100 / 0 mask)"
-        )
-    return message
+_MASK_DTYPE = "return True where attention is allowed (not the additive -100 / 0 mask)"
+
+
+def _mask_structure(got: Any, expected: Any, case: Case, question: Question) -> Optional[str]:
+    """Shape and dtype only (the part "shape and dtype")."""
+    return structure(got, expected, question, torch.bool, _MASK_DTYPE)
 
 
 Q3 = Question(
     id="q3",
     title="The shifted-window attention mask",
     function="shifted_window_mask",
-    reference=lambda h, w, window, shift: shifted_window_mask(h, w, window, shift),
+    reference=_mask_reference,
     parts=(
         Part(
             "shape and dtype",
             1,
             lambda rng: [_mask_case(8, 8, 4, 2)],
-            compare=_mask_dtype,
+            compare=_mask_structure,
             description="(num_windows, M*M, M*M), torch.bool",
         ),
-        Part("no shift", 1, lambda rng: [_mask_case(4, 6, 2, 0)], description="shift 0: everything allowed"),
+        Part(
+            "no shift",
+            1,
+            lambda rng: [_mask_case(4, 6, 2, 0), _mask_case(4, 4, 4, 2), _mask_case(3, 9, 3, 1)],
+            compare=mask_comparer(_mask_where, _MASK_DTYPE),
+            description="shift 0, or min(h, w) <= window (Swin does not shift): everything allowed",
+        ),
         Part(
             "shifted windows",
             2,
             lambda rng: [_mask_case(8, 8, 4, 2), _mask_case(6, 9, 3, 1)],
+            compare=mask_comparer(_mask_where, _MASK_DTYPE),
             description="a square and a non-square map",
         ),
-        Part("hidden inputs", 2, _mask_hidden, hidden=True, description="other maps, windows and shifts"),
+        Part(
+            "hidden inputs",
+            2,
+            _mask_hidden,
+            hidden=True,
+            compare=mask_comparer(_mask_where, _MASK_DTYPE),
+            description="other maps, windows and shifts",
+        ),
     ),
     forbidden=SWIN_REFERENCES,
     diagnostics=(
@@ -240,6 +307,24 @@ Q3 = Question(
             _mask_unshifted_windows,
             "label the regions in the coordinates of the SHIFTED map (after torch.roll by -shift): the "
             "border bands are the last `window` and the last `shift` rows and columns",
+        ),
+    ),
+    hints=(
+        "Chapter 6, section 6.2: after the cyclic shift, one window may hold tokens from different regions "
+        "of the image. Give every position of the shifted map the label of its region first.",
+        "The statement gives the three bands of each axis; cut the label map into windows as in Q1, and two "
+        "tokens of a window may attend when they carry the same label.",
+        "Too permissive means pairs from different regions are allowed (check the bands on the bottom and "
+        "right border); too strict means the bands are too many or in the wrong place. With shift 0, or a "
+        "map no larger than the window, every entry is True.",
+    ),
+    uses=("window_partition",),
+    rules=(
+        Rule("returning a **boolean** tensor", "shape and dtype", _mask_float),
+        Rule(
+            "`min(h, w) <= window`, Swin does not shift",
+            "no shift",
+            _mask_bands_always,
         ),
     ),
 )
@@ -263,11 +348,24 @@ def _index_variant(
     return dy * (2 * w - 1 if row_stride is None else row_stride) + dx
 
 
+def _index_where(case: Case, index: tuple[int, ...]) -> str:
+    h, w = case.args
+    q, k = index
+    return f"query {q} {grid_position(q, w)} and key {k} {grid_position(k, w)}"
+
+
+_index_compare = index_comparer(
+    _index_where, lambda case: (2 * case.args[0] - 1) * (2 * case.args[1] - 1), "it indexes a table"
+)
+
+
 def _index_dtype(got: Any, expected: Any, case: Case, question: Question) -> Optional[str]:
-    message = compare_close(got, expected, question, shape_only=True)
-    if message is None and got.dtype != torch.long:
-        return f"output has dtype {got.dtype}, expected torch.long (torch.int64): it indexes a table"
-    return message
+    """Shape and dtype only (the part "shape and dtype")."""
+    return structure(got, expected, question, torch.long, "it indexes a table")
+
+
+def _index_int32(h: int, w: int) -> Tensor:
+    return relative_position_index(h, w).int()
 
 
 Q4 = Question(
@@ -283,13 +381,16 @@ Q4 = Question(
             compare=_index_dtype,
             description="(Wh*Ww, Wh*Ww), torch.long",
         ),
-        Part("square window", 1, lambda rng: [_index_case(2, 2), _index_case(7, 7)]),
-        Part("non-square window", 1, lambda rng: [_index_case(2, 3), _index_case(4, 1)]),
+        Part("square window", 1, lambda rng: [_index_case(2, 2), _index_case(7, 7)], compare=_index_compare),
+        Part(
+            "non-square window", 1, lambda rng: [_index_case(2, 3), _index_case(4, 1)], compare=_index_compare
+        ),
         Part(
             "hidden sizes",
             1,
             lambda rng: [_index_case(randint(rng, 1, 8), randint(rng, 1, 8)) for _ in range(3)],
             hidden=True,
+            compare=_index_compare,
         ),
     ),
     forbidden=SWIN_REFERENCES,
@@ -307,6 +408,15 @@ Q4 = Question(
             "shifted column offsets run from 0 to 2*Ww - 2: multiply the row offset by 2*Ww - 1",
         ),
     ),
+    hints=(
+        "Chapter 6, section 6.3: the bias table has one row per possible offset (dy, dx) between a query "
+        "and a key of the window; the index says which row each pair reads.",
+        "Give every token its (row, column) in the window (the statement says how), take query minus key "
+        "for both coordinates at once by broadcasting, and shift each offset so that it starts at 0.",
+        "Read the shifted pair as a 2-D index into a table with 2*Ww - 1 columns, as the statement's formula "
+        "says, and return torch.long: the feedback shows one pair whose row is wrong.",
+    ),
+    rules=(Rule("`torch.long` tensor", "shape and dtype", _index_int32),),
 )
 
 
@@ -330,6 +440,12 @@ def _merging_case(rng: torch.Generator, B: int, H: int, W: int, C: int) -> Case:
         randn(rng, 2 * C, 4 * C, scale=(4 * C) ** -0.5),
     )
     return Case(args, label=f"x {(B, H, W, C)}")
+
+
+def _merging_unchecked(x: Tensor, nw: Tensor, nb: Tensor, rw: Tensor) -> Tensor:
+    C = x.shape[-1]
+    merged = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+    return torch.nn.functional.layer_norm(merged, (4 * C,), nw, nb, eps=1e-5) @ rw.T
 
 
 def _merging_manual(
@@ -397,13 +513,69 @@ Q5 = Question(
             "Swin's LayerNorms use eps = 1e-5 (torch's default), not ViT's 1e-6",
         ),
     ),
+    hints=(
+        "Chapter 6, section 6.4: concatenate the four tokens of every 2 x 2 neighbourhood on the channels, "
+        "in the order the statement gives, then a LayerNorm and a linear map.",
+        "A strided slice (step 2 along the rows and the columns) picks the same position of every "
+        "neighbourhood; in the statement's order the ROW offset changes first.",
+        "LayerNorm over the 4C channels with eps 1e-5, then the weight in nn.Linear's layout without a bias; "
+        "an odd H or W raises ValueError naming the sizes.",
+    ),
+    rules=(
+        Rule(
+            "Raise a `ValueError` naming the sizes when `H` or `W` is odd",
+            "odd resolution",
+            _merging_unchecked,
+        ),
+    ),
+)
+
+# ---- q6 / q7: questions that make readers think (answers are values) -----------------------------------
+
+Q6 = numeric_question(
+    "q6",
+    "What the windows save",
+    "wmsa_saving",
+    lambda: msa_macs(96, 96, 128) / wmsa_macs(96, 96, 128, 12),  # Swin-B at 384: stage 1, M = 12
+    points=2,
+    rtol=1e-3,
+    description="Omega(MSA) / Omega(W-MSA) within a relative 1e-3",
+    hints=(
+        "Chapter 6, section 6.5 gives the multiply-adds of one global (MSA) and one window (W-MSA) attention "
+        "layer on an h x w map of C channels with M x M windows: the paper's Eq. 1 and 2.",
+        "Put in the statement's h, w, C and M and divide the first count by the second.",
+        "Both counts contain the same four projections, so the ratio is smaller than the ratio of the "
+        "attention terms alone; return a float.",
+    ),
+    forbidden=("course_lib.complexity.msa_macs", "course_lib.complexity.wmsa_macs"),
+)
+
+Q7 = choice_question(
+    "q7",
+    "Why the shifted windows need a mask",
+    "why_the_mask",
+    (
+        "Without it the cost of attention would grow quadratically with the size of the map.",
+        "After the cyclic shift, a window on the bottom or right border holds tokens that were not "
+        "neighbours in the image.",
+        "The windows on the border are smaller than M x M and are padded with zeros, which must be ignored.",
+        "It keeps each token from attending to itself.",
+    ),
+    correct=2,
+    hints=(
+        "Chapter 6, section 6.2: what does the cyclic shift put into the windows on the bottom and right "
+        "border?",
+        "The cyclic shift changes neither the number of windows nor their size, and a token may attend to "
+        "itself in every kind of attention of this course.",
+        "Which pairs of tokens does your Q3 mask block, and where did those tokens sit before the roll?",
+    ),
 )
 
 ASSIGNMENT = Assignment(
     name="06_swin_transformer",
     title="The Swin Transformer",
     chapter="06_swin_transformer",
-    questions=(Q1, Q2, Q3, Q4, Q5),
+    questions=(Q1, Q2, Q3, Q4, Q5, Q6, Q7),
 )
 
 __all__ = ["ASSIGNMENT"]
