@@ -111,8 +111,12 @@ def test_chinese_search_finds_the_attention_chapters(zh_url: str, probe) -> None
     """Sphinx's Chinese search, its index segmented by jieba: 注意力 finds the chapters about attention."""
     p = probe.page
     p.goto(urljoin(zh_url, "search.html?q=注意力"), wait_until="load")
+    # Sphinx appends the results one by one (5 ms apart) and fills the summary line only once the
+    # last one is shown: waiting for the first <li> alone raced with the rest (flaky with 9 pages).
     p.wait_for_function(
-        "() => document.querySelectorAll('#search-results li').length > 0", timeout=20_000)
+        "() => document.querySelectorAll('#search-results li').length > 0"
+        " && (document.querySelector('#search-results p.search-summary')?.innerText || '') !== ''",
+        timeout=20_000)
     hits = p.locator("#search-results li a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
     for chapter in ("01_self_attention", "02_multi_head_attention", "06_swin_transformer"):
         assert any(chapter in (href or "") for href in hits), f"注意力 does not find {chapter}: {hits}"
