@@ -42,3 +42,12 @@ def assert_same_function(ours: torch.nn.Module, ref: torch.nn.Module, x: torch.T
     (ga,) = torch.autograd.grad(a.square().sum(), x)
     (gb,) = torch.autograd.grad(b.square().sum(), x)
     assert (ga - gb).abs().max().item() <= 1e-4
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (training tests: faster and reproducible on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

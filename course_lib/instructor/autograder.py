@@ -24,6 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
+from .grade import VISIBILITIES
+
 __all__ = ["add_parser", "run", "build_bundle", "SETUP_SH", "RUN_AUTOGRADER"]
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -166,7 +168,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--hidden-visibility",
         default="after_published",
-        choices=["hidden", "after_due_date", "after_published", "visible"],
+        choices=VISIBILITIES,
         help="Gradescope visibility of the hidden tests (default after_published)",
     )
     p.set_defaults(func=run)

@@ -9,6 +9,10 @@ from pathlib import Path
 __all__ = ["add_parser", "run"]
 
 
+# Gradescope's visibility values for a test (its autograder docs), for the hidden tests' results.
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g = subparsers.add_parser("grade", help="grade submitted notebooks")
     g.add_argument("submissions", nargs="+", help="notebooks, or folders of notebooks")
@@ -51,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument(
         "--hidden-visibility",
         default="after_published",
-        choices=["hidden", "after_due_date", "after_published", "visible"],
+        choices=VISIBILITIES,
         help="Gradescope visibility of the hidden tests (default after_published)",
     )
     g.set_defaults(func=run)
