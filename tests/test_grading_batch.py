@@ -525,3 +525,36 @@ def test_seed_file_errors_are_clear(tmp_path: Path, capsys) -> None:
     assert "is empty" in capsys.readouterr().err
     assert main([*base, "--seed-file", str(tmp_path / "empty.txt"), "--seed", "x"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_python_environment_under_tmp_stays_importable_in_the_sandbox(tmp_path: Path, monkeypatch) -> None:
+    """A clone or a venv under /tmp (a CI checkout, say) must survive the sandbox's private /tmp: it is
+    bound back read-only, while the rest of /tmp is gone."""
+    from course_lib.grading import isolation
+
+    reason = isolation.probe()
+    if reason:
+        pytest.skip(f"the kernel forbids the namespace sandbox here: {reason}")
+    kept, other = tmp_path / "venv", tmp_path / "other"
+    kept.mkdir()
+    other.mkdir()
+    (kept / "module.py").write_text("x = 1\n")
+    (other / "secret.txt").write_text("no\n")
+    monkeypatch.setattr(isolation, "runtime_paths", lambda: [str(kept)])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 99
+        try:
+            isolation.enter(tmp_mb=1)
+            readable = (kept / "module.py").read_text() == "x = 1\n"
+            try:
+                (kept / "new.py").write_text("y = 2\n")
+                read_only = False
+            except OSError:
+                read_only = True
+            code = 0 if (readable and read_only and not other.exists()) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert not (kept / "new.py").exists()

@@ -8,9 +8,10 @@ is single-threaded, the one moment ``unshare(CLONE_NEWUSER)`` is allowed, and ca
   (127.0.0.1 included);
 * **IPC** and **UTS** namespaces: no shared memory segments or semaphores with the host;
 * **mount** namespace: every mount is remounted read-only; ``/tmp`` and ``/dev/shm`` are fresh,
-  private, size-limited tmpfs; the paths in ``hide`` (the grader's output folder, the scratch
-  folders of all submissions, the submitted files) are covered: a folder with an empty read-only
-  tmpfs, a file with ``/dev/null``;
+  private, size-limited tmpfs (where the Python environment or ``course_lib`` live under ``/tmp``,
+  they are bound back, read-only: :func:`runtime_paths`); the paths in ``hide`` (the grader's
+  output folder, the scratch folders of all submissions, the submitted files) are covered: a folder
+  with an empty read-only tmpfs, a file with ``/dev/null``;
 * **PID** namespace: the notebook runs as process 1 of a namespace of its own, so when it ends
   (or is killed) the kernel kills every process it started, including those in a new session.
 
@@ -35,7 +36,7 @@ import sys
 import time
 from typing import Iterable, Optional
 
-__all__ = ["IsolationError", "enter", "probe", "supported_platform"]
+__all__ = ["IsolationError", "enter", "probe", "runtime_paths", "supported_platform"]
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -142,10 +143,14 @@ def _mounts() -> list[tuple[str, int]]:
     return found
 
 
-def _readonly_everywhere(keep_writable: Iterable[str]) -> None:
-    keep = set(keep_writable)
+def _under(path: str, folders: Iterable[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _readonly_everywhere(keep_writable: Iterable[str], runtime: Iterable[str] = ()) -> None:
+    keep, runtime = set(keep_writable), list(runtime)
     for point, flags in _mounts():
-        if point in keep or any(point.startswith(k.rstrip("/") + "/") for k in keep):
+        if _under(point, keep) and not _under(point, runtime):
             continue
         if point == "/proc" or point.startswith("/proc/"):
             continue  # replaced by the namespace's own /proc
@@ -228,6 +233,19 @@ def _watch(child: int, max_processes: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
 
 
+def runtime_paths() -> list[str]:
+    """What the notebook process needs to keep importing: the Python environment, the folders on
+    ``sys.path`` and the ``course_lib`` package, outermost first, without folders inside another."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # course_lib/
+    candidates = (sys.prefix, sys.exec_prefix, package, *sys.path)
+    found = {os.path.realpath(p) for p in candidates if p and os.path.isdir(p)}
+    outer = []
+    for path in sorted(found, key=len):
+        if not _under(path, outer):
+            outer.append(path)
+    return outer
+
+
 def enter(
     hide: Iterable[str] = (), tmp_mb: int = 256, close_in_watcher: Iterable[int] = (), max_processes: int = 0
 ) -> None:
@@ -260,19 +278,26 @@ def enter(
     _write("/proc/self/gid_map", f"{gid} {gid} 1\n")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     size = f"size={int(tmp_mb)}m,mode=1777"
-    private = ["/tmp"]
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, size)
-    if os.path.isdir("/dev/shm"):
-        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, size)
-        private.append("/dev/shm")
+    private = ["/tmp"] + (["/dev/shm"] if os.path.isdir("/dev/shm") else [])
+    # A venv or a clone under /tmp must survive the private /tmp: hold it by a file descriptor, then
+    # bind it back at its place on the new tmpfs (read-only with the rest, below).
+    needed = [p for p in runtime_paths() if _under(p, private) and p not in private]
+    runtime = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in needed]
+    for point in private:
+        _mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, size)
+    for path, fd in runtime:
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+    kept = [path for path, _ in runtime]
     for path in hide:
-        if path == "/" or any(path == p or path.startswith(p + "/") for p in private):
+        if path == "/" or (_under(path, private) and not _under(path, kept)):
             continue  # already gone with the private /tmp
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=755")
         else:  # a file: an empty one in its place
             _mount("/dev/null", path, None, MS_BIND)
-    _readonly_everywhere(private)
+    _readonly_everywhere(private, kept)
 
     child = os.fork()  # process 1 of the new PID namespace
     if child:
