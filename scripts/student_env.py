@@ -18,7 +18,8 @@ What it does (``make student``):
    Prints each notebook's time and writes the table to ``_build/student-env/report.md``.
 
 Usage: ``python3 scripts/student_env.py [--jobs 2] [--fresh] [NOTEBOOK ...]``. Only the standard library
-is needed to start it; the notebooks run with the environment's own nbclient.
+is needed to start it; the notebooks run with nbclient, the front end Colab's Jupyter provides
+(:data:`FRONT_END`, installed after the first cell's requirement and ``pip check``).
 """
 
 from __future__ import annotations
@@ -63,11 +64,16 @@ def local_requirement(source: Path, cell: str = FIRST_CELL) -> str:
     return f"{name} @ {source.resolve().as_uri()}"
 
 
+# The notebook front end that starts the kernels and runs the cells: Colab's own Jupyter provides it, the
+# first cell does not install it, and course-lib does not depend on it. Installed after `pip check`.
+FRONT_END = ("nbclient",)
+
+
 def cache_key(cell: str = FIRST_CELL) -> str:
     """What the kept environment depends on: the package's metadata, the pins, the first cell, Python."""
     digest = hashlib.sha256()
     for part in ((ROOT / "pyproject.toml").read_bytes(), CONSTRAINTS.read_bytes(),
-                 install_requirement(cell).encode(), sys.version.encode()):
+                 install_requirement(cell).encode(), sys.version.encode(), " ".join(FRONT_END).encode()):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
 
@@ -139,6 +145,7 @@ def prepare(build: Path, fresh: bool = False) -> tuple[Path, float, bool]:
             pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), "torch", "torchvision"], log)
             pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), requirement], log)
             pip(python, ["check"], log)
+            pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), *FRONT_END], log)
             key_file.write_text(key)
     return python, time.perf_counter() - start, reused
 
