@@ -115,7 +115,7 @@ bench-grade: install
 # ---- trained models ---------------------------------------------------------------------------
 # [training owner] train the models the chapters load (course_lib/trained/*.pt + manifest.json); resumable:
 # trained ones are skipped (re-train one with `$(PY) -m course_lib.checkpoints NAME --force`).
-# Chapter 7's grid, also resumable: `$(PY) -m course_lib.data_hunger` -> results/data_hunger_digits.json.
+# Chapter 7's grid, also resumable: `$(PY) -m course_lib.data_hunger` -> course_lib/trained/data_hunger_digits.json.
 checkpoints: install
 	$(PY) -m course_lib.checkpoints
 

@@ -1,9 +1,10 @@
 """Chapter 7's experiment: test accuracy against training-set size for a CNN, a ViT and a Swin, 3 seeds.
 
-``python -m course_lib.data_hunger`` runs the grid of :data:`GRID` on scikit-learn's 8x8 digits and writes
-``results/data_hunger_digits.json``; chapter 7 plots that file. Every run trains for the same number of
-optimiser steps (``GRID["steps"]`` batches of ``GRID["batch_size"]``, whatever the training-set size), long
-enough that the training accuracy saturates (each run records it). The script is resumable: runs already in
+``python -m course_lib.data_hunger`` runs the grid of :data:`GRID` on scikit-learn's 8x8 digits and
+writes ``course_lib/trained/data_hunger_digits.json`` (package data, so an installed course_lib has it);
+chapter 7 plots that file. Every run trains for the same number of optimiser steps (``GRID["steps"]``
+batches of ``GRID["batch_size"]``, whatever the training-set size), long enough that the training accuracy
+saturates (each run records it). The script is resumable: runs already in
 the JSON are skipped, and the JSON is rewritten after every run: an interrupted grid keeps what it measured.
 
 Order of the runs: all models and sizes of the plain arm with seed 0, then seed 1, then seed 2, then the
@@ -32,7 +33,7 @@ from course_lib.vit import create_vit
 
 __all__ = ["GRID", "RESULTS", "make_model", "run_point", "run_key", "load_results", "summarise", "main"]
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "data_hunger_digits.json"
+RESULTS = Path(__file__).resolve().parent / "trained" / "data_hunger_digits.json"
 
 GRID: dict[str, Any] = {
     "dataset": "digits (load_digits_tensors(): 1,347 train / 450 test, seed 0)",

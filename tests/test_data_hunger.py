@@ -1,4 +1,5 @@
-"""Chapter 7's grid (results/data_hunger_digits.json): a stored point reproduces within the seed spread."""
+"""Chapter 7's grid (course_lib/trained/data_hunger_digits.json): a stored point reproduces within the
+seed spread."""
 
 from __future__ import annotations
 
