@@ -46,6 +46,9 @@ MB = 1024 * 1024
 _MAX_MESSAGE = 256 * MB
 _PRELOAD = [
     "torch",
+    # torch.broadcast_shapes (every attention call checks shapes with it) imports this, with sympy, on its
+    # first call: about 0.9 s that each forked submission would otherwise pay again.
+    "torch.fx.experimental.symbolic_shapes",
     "numpy",
     "course_lib.attention",
     "course_lib.multihead",
