@@ -6,7 +6,6 @@ PyYAML, and the values the course fixed in its issue (repository, chapter list, 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -14,22 +13,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import load_script
 from nbval.plugin import comment_markers, get_sanitize_patterns, metadata_tags
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_script(name: str):
-    """Import ``scripts/<name>.py`` under a private module name (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_book_scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_first_cell = _load_script("first_cell")
+_first_cell = load_script("first_cell")
 FIRST_CELL = _first_cell.FIRST_CELL
-_vendor = _load_script("vendor")
+_vendor = load_script("vendor")
 MATHJAX, WIDGETS = _vendor.MATHJAX, _vendor.WIDGETS
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -8,26 +8,19 @@ package copy holds what a build needs and no byte code.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_student_scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-student = _load("student_env")
-first_cell = _load("first_cell")
+student = load_script("student_env")
+first_cell = load_script("first_cell")
 
 
 def test_installs_the_first_cells_requirement_from_a_local_copy(tmp_path: Path) -> None:
