@@ -11,7 +11,9 @@ Two jobs, both done at build time so that no chapter has to remember them:
    lecturer's terse notes for the slide decks (``course_lib/slides.py`` puts them in reveal.js's speaker
    view). Before myst-nb parses a notebook, such cells get myst-nb's ``remove-cell`` tag, so the HTML book
    never shows them. Only the text handed to the parser changes: the ``.ipynb`` on disk (and so the slides,
-   the Colab and download buttons) keeps the cells as they are.
+   the Colab and download buttons) keeps the cells as they are. The same goes for the lecture's own text:
+   markdown cells tagged ``slide-only`` (the short slide version of a paragraph the book explains in full;
+   see ``course_lib/instructor/slides``). Removed before parsing, neither reaches the translation catalogs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 THEBE_ASSETS = ("sphinx-thebe.js", "sphinx-thebe.css")
 NOTES = "notes"
+SLIDE_ONLY = "slide-only"  # course_lib.instructor.slides.lecture.SLIDE_ONLY (the book does not import it)
 REMOVE_TAG = "remove-cell"  # myst-nb's tag: the cell is not rendered at all
 
 
@@ -47,15 +50,21 @@ def is_notes_cell(cell: dict) -> bool:
     return slideshow.get("slide_type") == NOTES
 
 
+def is_lecture_only(cell: dict) -> bool:
+    """True for a cell only the lecture decks show: speaker notes, or tagged ``slide-only``."""
+    return is_notes_cell(cell) or SLIDE_ONLY in cell.get("metadata", {}).get("tags", [])
+
+
 def hide_notes_cells(notebook_json: str) -> str:
-    """The notebook text with every speaker-notes cell tagged ``remove-cell``; unchanged if it has none.
+    """The notebook text with every lecture-only cell (:func:`is_lecture_only`) tagged ``remove-cell``;
+    unchanged if it has none.
 
     Cells are tagged rather than deleted, so the cell indices myst-nb uses to find outputs stay the same.
     """
     notebook = json.loads(notebook_json)
     changed = False
     for cell in notebook.get("cells", []):
-        if is_notes_cell(cell):
+        if is_lecture_only(cell):
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
             if REMOVE_TAG not in tags:
                 tags.append(REMOVE_TAG)
@@ -64,7 +73,7 @@ def hide_notes_cells(notebook_json: str) -> str:
 
 
 def drop_notes_from_book(app, docname: str, source: list[str]) -> None:
-    """``source-read`` handler: a notebook's speaker notes never reach the book's pages."""
+    """``source-read`` handler: a notebook's notes and slide-only cells never reach the book's pages."""
     if str(app.env.doc2path(docname)).endswith(".ipynb"):
         source[0] = hide_notes_cells(source[0])
 

@@ -57,40 +57,108 @@ def exercise_index(nb) -> int | None:
     return found
 
 
+LECTURE_TAGS = {"slide-only", "on-slide"}
+AGENDA_LEFT_OUT = re.compile(
+    r"^(?:\d+(?:\.\d+)*\.?\s+)?(exercises?|questions?|key takeaways|summary)\b", re.IGNORECASE
+)
+
+
+def _keeps_something_on_the_slide(source: str) -> bool:
+    """A book markdown cell shows its headings, display equations and images; the rest is notes."""
+    for line in _lines_outside_fences(source):
+        stripped = line.strip()
+        if re.match(r"^#{1,6}\s", stripped) or stripped.startswith(("$$", "![", "<img")):
+            return True
+    return False
+
+
 def roles(nb) -> list[str]:
-    """Each cell's role in the deck: slide, subslide, fragment, -, skip or notes (before the title slide)."""
+    """Each cell's role in the deck: slide, subslide, fragment, -, skip or notes (before the title slide).
+
+    A book markdown cell with nothing to keep on the slide (or tagged slide-notes) is notes; when it opened
+    a slide, the next cell shown opens it instead (unless that cell opens one itself)."""
     result = []
     saw_code = saw_title = False
     exercises = exercise_index(nb)
     for index, cell in enumerate(nb.cells):
         role = cell.metadata.get("slideshow", {}).get("slide_type")
+        tags = set(cell.metadata.get("tags", []))
         if cell.cell_type == "code" and not saw_code:
             saw_code = True
             role = role or "skip"  # the set-up cell
-        if "remove-cell" in cell.metadata.get("tags", []):
+        if "remove-cell" in tags:
             role = "skip"
+        source = cell.source
         if cell.cell_type == "markdown" and not saw_title:
             lines = _lines_outside_fences(cell.source)
             h1 = [line for line in lines if re.match(r"^#\s", line)]
             if h1:
                 saw_title = True
-                others = [line for line in cell.source.splitlines() if line != h1[0]]
-                if not "".join(others).strip():
+                source = "\n".join(line for line in cell.source.splitlines() if line != h1[0])
+                if not source.strip():
                     role = "skip"  # nothing but the title, which moved to the title slide
         if index == exercises:
             role = "slide"
+        if (cell.cell_type == "markdown" and role not in ("skip", "notes") and not tags & LECTURE_TAGS
+                and ("slide-notes" in tags or not _keeps_something_on_the_slide(source))):
+            role = "notes>" + (role or "-")
         result.append(role or "-")
+    # the exercise section moves to the end of the deck
+    if exercises is not None:
+        level = len(nb.cells[exercises].source.lstrip().split()[0])
+        end = next((i for i in range(exercises + 1, len(nb.cells))
+                    if (h := _first_heading(nb.cells[i])) and len(h.split()[0]) <= level), len(nb.cells))
+        result = result[:exercises] + result[end:] + result[exercises:end]
+    # a slide opened by a cell that became notes passes to the next cell shown
+    pending = None
+    for index, role in enumerate(result):
+        if role.startswith("notes>"):
+            opened = role.split(">", 1)[1]
+            if pending is None and opened in ("slide", "subslide"):
+                pending = opened
+            result[index] = "notes"
+        elif role not in ("skip", "notes"):
+            if pending is not None and role not in ("slide", "subslide"):
+                result[index] = pending
+            pending = None
     return result
+
+
+def agenda(nb) -> list[str]:
+    """The "Today" slide's items: the level-2 headings of the book's cells, numbers and asides left out."""
+    items = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or "slide-only" in cell.metadata.get("tags", []):
+            continue
+        if cell.metadata.get("slideshow", {}).get("slide_type") in ("skip", "notes"):
+            continue
+        for line in _lines_outside_fences(cell.source):
+            if re.match(r"^##\s", line):
+                text = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", line[3:].strip())
+                if text and not AGENDA_LEFT_OUT.match(text):
+                    items.append(text)
+    return items
+
+
+def _in_deck_order(nb) -> list:
+    cells = list(nb.cells)
+    exercises = exercise_index(nb)
+    if exercises is not None:
+        level = len(cells[exercises].source.lstrip().split()[0])
+        end = next((i for i in range(exercises + 1, len(cells))
+                    if (h := _first_heading(cells[i])) and len(h.split()[0]) <= level), len(cells))
+        cells = cells[:exercises] + cells[end:] + cells[exercises:end]
+    return cells
 
 
 def visible(nb) -> list:
     """The cells that appear on slides (not skip, not notes)."""
-    return [c for c, r in zip(nb.cells, roles(nb)) if r not in ("skip", "notes")]
+    return [c for c, r in zip(_in_deck_order(nb), roles(nb)) if r not in ("skip", "notes")]
 
 
 def slide_count(nb) -> int:
-    """Slides reveal.js must report: title + chapter slides (+ injected exercise slide)."""
-    count = 1  # title slide
+    """Slides reveal.js must report: title + agenda + chapter slides (+ injected exercise slide)."""
+    count = 1 + (1 if agenda(nb) else 0)  # title and agenda slides
     first = True
     for role in roles(nb):
         if role in ("skip", "notes"):
@@ -119,5 +187,5 @@ def has_math(nb) -> bool:
 
 
 def notes(nb) -> list[str]:
-    """Source of every speaker-notes cell."""
-    return [c.source for c, r in zip(nb.cells, roles(nb)) if r == "notes"]
+    """Source of every cell written as speaker notes (slide type notes)."""
+    return [c.source for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") == "notes"]

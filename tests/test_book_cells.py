@@ -73,6 +73,14 @@ def test_hide_notes_cells_tags_only_the_notes() -> None:
     assert len(out["cells"]) == len(nb["cells"])  # tagged, not deleted: output indices stay put
 
 
+def test_hide_notes_cells_tags_the_slide_only_cells_too() -> None:
+    nb = {"cells": [_cell("markdown", "-", ["slide-only"]), _cell("markdown", "slide", ["on-slide"]),
+                    _cell("markdown", "-", ["slide-notes"])], "metadata": {}}
+    out = json.loads(offline_book.hide_notes_cells(json.dumps(nb)))
+    tags = [cell["metadata"].get("tags") for cell in out["cells"]]
+    assert tags == [["slide-only", "remove-cell"], ["on-slide"], ["slide-notes"]]
+
+
 def test_hide_notes_cells_leaves_a_notebook_without_notes_as_it_is() -> None:
     text = json.dumps({"cells": [_cell("markdown", "slide")], "metadata": {}}, indent=1)
     assert offline_book.hide_notes_cells(text) is text
@@ -83,4 +91,5 @@ def test_every_chapter_notes_cell_would_be_removed_by_myst_nb() -> None:
         out = json.loads(offline_book.hide_notes_cells(path.read_text(encoding="utf-8")))
         for cell in out["cells"]:
             is_notes = (cell["metadata"].get("slideshow") or {}).get("slide_type") == "notes"
+            is_notes = is_notes or "slide-only" in cell["metadata"].get("tags", [])
             assert is_notes == ("remove-cell" in cell["metadata"].get("tags", [])), path.name

@@ -227,7 +227,8 @@ def test_build_all_index_and_cli(tmp_path: Path, capsys) -> None:
 
     assert slides.main(["2", "--book-dir", str(book), "--out", str(out)]) == 0
     assert [p.name for p in out.glob("*.slides.html")] == ["02_second.slides.html"]
-    assert "02_second.slides.html: 8 slides" in capsys.readouterr().out.replace(str(out) + "/", "")
+    count = expect.slide_count(expect.read(SAMPLE))
+    assert f"02_second.slides.html: {count} slides" in capsys.readouterr().out.replace(str(out) + "/", "")
 
     decks = slides.build_all(book, out, course="My course")
     assert [d.chapter for d in decks] == ["01_first", "02_second"]
@@ -252,3 +253,35 @@ def test_vendor_copied_once(tmp_path: Path) -> None:
     assert (vendor / "reveal.js/dist/reveal.js").stat().st_mtime_ns == reveal
     size = sum(p.stat().st_size for p in vendor.rglob("*") if p.is_file())
     assert size < 40e6  # MathJax trimmed (the npm package alone is 71 MB)
+
+
+def test_book_prose_is_split_between_slide_and_notes() -> None:
+    cell = (
+        "## Masks\n\nA mask removes keys a query may not see.\n\n"
+        "$$\nA = \\mathrm{softmax}(\\ldots)\n\n$$\n\n"
+        "- padding\n- the future\n\n![a picture](p.png)\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    )
+    slide, notes = slides.split_for_slide(cell)
+    assert slide == "## Masks\n\n$$\nA = \\mathrm{softmax}(\\ldots)\n\n$$\n\n![a picture](p.png)"
+    assert notes == (
+        "A mask removes keys a query may not see.\n\n- padding\n- the future\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |"
+    )
+    assert slides.split_for_slide("Only prose here.") == ("", "Only prose here.")
+
+
+@needs_vendor
+def test_lecture_text_tags(sample_deck: Path) -> None:
+    """slide-only text on the slide, the slide-notes paragraph in that slide's notes, one notes block per
+    slide, the agenda second."""
+    html = sample_deck.read_text(encoding="utf-8")
+    deck = parse(sample_deck)
+    slide = next(s for s in deck.slides if "SLIDE-ONLY-LINE" in text(s))
+    assert "READERS-PARAGRAPH" not in text(slide)
+    assert "READERS-PARAGRAPH" in "".join(slide["notes"])
+    assert "A paragraph for readers" in "".join(slide["notes"])  # its heading went along
+    assert text(deck.slides[1]).startswith("Today")
+    for item in expect.agenda(expect.read(SAMPLE)):
+        assert item.replace("$", "") in text(deck.slides[1]) or "sqrt" in item
+    sections = re.findall(r"<section\b(.*?)</section>", html, flags=re.S)
+    assert all(section.count('<aside class="notes">') <= 1 for section in sections)

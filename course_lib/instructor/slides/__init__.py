@@ -24,11 +24,35 @@ JupyterLab: the property inspector) with ``T`` one of
 * ``"skip"``     is left out of the deck (long derivations, set-up code, asides for readers);
 * ``"notes"``    becomes speaker notes of the current slide (press ``s`` in the deck).
 
+The lecture's own text. A slide is for the lecture: a title that states the point, a figure or a few
+short bullets, short code; the talking goes to the speaker notes. Limits, checked in headless Chromium by
+``tests/browser/test_slide_limits.py`` (``python tests/browser/slide_audit.py`` prints them per slide):
+at most 12 words of title and about 40 words of other text, 12 lines of code and 8 lines of printed output
+(table rows count as output lines), nothing cut off or scrolling at 1280x720, speaker notes on every slide
+but the title. The chapter stays the single source; cell tags (Jupyter: the property inspector, "Cell Tags")
+decide what the slide shows:
+
+* a book markdown cell (no tag) keeps its headings, display equations (``$$ ... $$``) and images on the
+  slide; its paragraphs, lists, tables and quotes become the speaker notes of that slide;
+* ``on-slide``: a (short) book markdown cell shown on the slide as written;
+* ``slide-notes``: a book markdown cell that is all speaker notes (its heading too: give the slide its own
+  title with a slide-only cell). A cell that opened a slide passes that on to the next cell shown;
+* ``slide-only``: a markdown cell for the lecture alone (the short version of a paragraph the book explains
+  in full); the book removes it (``scripts/offline_book.py``), so it is not translated either;
+* ``slide-output-only``: a code cell whose slide shows its output without the code (long figure-making code,
+  a key figure on a slide of its own; its figure is drawn larger); ``slide-code-only``: code without output;
+* ``"notes"`` cells (slide type) are notes written for the lecture only; the book hides them.
+
+All notes of one slide are merged into one block (reveal.js shows one). Questions from the book: the question
+``on-slide`` (or a slide-only short version), its model answer tagged ``slide-notes``.
+
 What the generator adds or decides for you:
 
 * a title slide (chapter title from the notebook's first ``# `` heading, the course name, "Lecture
   slides"). The heading line itself is removed from its cell so the title is not shown twice; a cell that
   held nothing but the heading disappears;
+* a "Today" slide listing the chapter's level-2 sections (numbers, questions, takeaways and exercises left
+  out); the chapter's introduction becomes its notes;
 * the first code cell (the set-up cell: imports, ``setup()``) is skipped unless it has slideshow metadata;
 * the first visible cell of the chapter always starts a slide of its own (never the title slide);
 * jupyter-book tags are honoured: ``remove-cell`` skips the cell, ``remove-input`` / ``hide-input`` show only
@@ -42,7 +66,7 @@ Stored outputs are used as they are (decks never execute a notebook): figures, t
 states come through. Local images referenced from markdown are embedded in the HTML.
 
 Slide count: reveal.js counts every ``<section>`` without child sections, i.e. one per ``slide`` or
-``subslide`` cell, plus the injected title (and exercise) slide.
+``subslide`` cell (after the lecture tags above), plus the injected title, agenda (and exercise) slides.
 
 Parts: :mod:`.lecture` (chapter notebook -> lecture notebook), :mod:`.assets` (offline reveal.js and
 MathJax), :mod:`.build` (nbconvert), :mod:`.index` (the index page), :mod:`.pdf` (printing with Chromium).
@@ -60,7 +84,14 @@ from typing import Optional, Sequence
 from .assets import find_node_modules, install_vendor
 from .build import build_all, build_deck
 from .index import Deck, write_index
-from .lecture import COURSE_NAME, chapter_title, count_slides, myst_to_markdown, prepare_lecture
+from .lecture import (
+    COURSE_NAME,
+    chapter_title,
+    count_slides,
+    myst_to_markdown,
+    prepare_lecture,
+    split_for_slide,
+)
 from .pdf import chromium_path, export_pdf, export_pdfs
 
 __all__ = [
@@ -70,6 +101,7 @@ __all__ = [
     "count_slides",
     "chapter_title",
     "myst_to_markdown",
+    "split_for_slide",
     "install_vendor",
     "find_node_modules",
     "build_deck",

@@ -1,5 +1,6 @@
-"""A chapter notebook turned into a lecture notebook: title slide, set-up cell skipped, MyST made plain,
-jupyter-book tags honoured, the exercise summary at the end (rules: :mod:`course_lib.instructor.slides`)."""
+"""A chapter notebook turned into a lecture notebook: title and agenda slides, set-up cell skipped, MyST made
+plain, jupyter-book tags honoured, the book's prose moved to the speaker notes, one notes block per slide,
+the exercise summary at the end (rules: :mod:`course_lib.instructor.slides`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,33 @@ import html
 import re
 from typing import Any, Optional, Sequence
 
-__all__ = ["COURSE_NAME", "prepare_lecture", "count_slides", "chapter_title", "myst_to_markdown"]
+__all__ = [
+    "COURSE_NAME",
+    "SLIDE_ONLY",
+    "ON_SLIDE",
+    "SLIDE_NOTES",
+    "SLIDE_OUTPUT_ONLY",
+    "SLIDE_CODE_ONLY",
+    "prepare_lecture",
+    "count_slides",
+    "chapter_title",
+    "myst_to_markdown",
+    "split_for_slide",
+]
 
 COURSE_NAME = "Transformers for Vision"
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _EXERCISES = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s+)?exercises?\b", re.IGNORECASE)
 _VISIBLE_START = {"slide", "subslide"}
+_AGENDA_SKIP = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s+)?(exercises?|questions?|key takeaways|summary)\b", re.I)
+
+# Cell tags that give the lecture its own text (see the authors' guide in the package docstring).
+SLIDE_ONLY = "slide-only"  # markdown shown in the deck only; the book removes it (scripts/offline_book.py)
+ON_SLIDE = "on-slide"  # a book markdown cell shown on the slide as written
+SLIDE_NOTES = "slide-notes"  # a book markdown cell that is all speaker notes in the deck
+SLIDE_OUTPUT_ONLY = "slide-output-only"  # a code cell whose slide shows the output, not the code
+SLIDE_CODE_ONLY = "slide-code-only"  # a code cell whose slide shows the code, not the output
 
 
 def _slide_type(cell: Any) -> Optional[str]:
@@ -166,11 +187,141 @@ def _section_end(cells: Sequence[Any], start: int, level: int) -> int:
     return len(cells)
 
 
+def _blocks(source: str) -> list[str]:
+    """A markdown text cut into blocks: runs of lines between blank lines, a fenced code block or a
+    ``$$ ... $$`` display equation kept whole even across blank lines."""
+    blocks: list[list[str]] = [[]]
+    closer: Optional[str] = None
+    for line in source.splitlines():
+        stripped = line.strip()
+        if closer is None and not stripped:
+            blocks.append([])
+            continue
+        blocks[-1].append(line)
+        if closer is not None:
+            if stripped.startswith(closer) or (closer == "$$" and stripped.endswith("$$")):
+                closer = None
+        elif stripped.startswith(("```", "~~~")):
+            closer = stripped[:3]
+        elif stripped.startswith("$$") and (stripped == "$$" or not stripped[2:].rstrip().endswith("$$")):
+            closer = "$$"
+    return ["\n".join(block) for block in blocks if block]
+
+
+def _on_slide(block: str) -> bool:
+    """Blocks of book prose that stay on the slide: headings, display equations, images."""
+    first = block.lstrip()
+    return bool(_HEADING.match(first.splitlines()[0])) or first.startswith(("$$", "![", "<img"))
+
+
+def split_for_slide(source: str) -> tuple[str, str]:
+    """(slide, notes): a book markdown cell's headings, display equations and images stay on the slide;
+    its paragraphs, lists, tables and quotes become the slide's speaker notes."""
+    slide, notes = [], []
+    for block in _blocks(source):
+        (slide if _on_slide(block) else notes).append(block)
+    return "\n\n".join(slide), "\n\n".join(notes)
+
+
+def _new_markdown(source: str, slide_type: str, origin: str) -> Any:
+    import nbformat
+
+    cell = nbformat.v4.new_markdown_cell(source)
+    _set_slide_type(cell, slide_type)
+    cell.metadata["tfv_injected"] = origin
+    return cell
+
+
+def _agenda_cell(cells: Sequence[Any]) -> Optional[Any]:
+    """The "Today" slide: the chapter's level-2 sections (without numbers), questions and exercises aside."""
+    items = []
+    for cell in cells:
+        if _slide_type(cell) in {"skip", "notes"} and SLIDE_ONLY not in _tags(cell):
+            continue
+        for level, text in _headings(cell):
+            text = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", myst_to_markdown(text)).strip()
+            if level == 2 and text and not _AGENDA_SKIP.match(text) and SLIDE_ONLY not in _tags(cell):
+                items.append(text)
+    if not items:
+        return None
+    cell = _new_markdown("## Today\n\n" + "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1)),
+                         "slide", "agenda")
+    return cell
+
+
+def _tags(cell: Any) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _lecture_text(cells: list[Any]) -> list[Any]:
+    """Apply the lecture-text tags: each book markdown cell keeps on the slide what :func:`split_for_slide`
+    keeps (``on-slide``: all of it; ``slide-notes``: nothing) and hands the rest to the speaker notes."""
+    out: list[Any] = []
+    for cell in cells:
+        tags, role = _tags(cell), _slide_type(cell)
+        injected = "tfv_injected" in cell.get("metadata", {})
+        if cell.get("cell_type") != "markdown" or role in {"skip", "notes"} or tags & {SLIDE_ONLY, ON_SLIDE} \
+                or injected:
+            out.append(cell)
+            continue
+        slide, notes = ("", _source(cell)) if SLIDE_NOTES in tags else split_for_slide(_source(cell))
+        if slide:
+            cell.source = slide
+            out.append(cell)
+        if notes:
+            notes_cell = _new_markdown(notes, "notes", "book prose")
+            if not slide:
+                # remember the slide this cell would have opened: _place_notes passes it on
+                notes_cell.metadata["tfv_opens"] = role or "-"
+            out.append(notes_cell)
+    return out
+
+
+def _place_notes(cells: list[Any]) -> list[Any]:
+    """One speaker-notes cell per slide (reveal.js shows only a slide's first ``<aside class="notes">``),
+    at the end of the slide.
+
+    A book cell that became all notes passes the slide it opened on to the next cell shown, whose slide its
+    notes then open. When that next cell opens a slide of its own, nothing is passed on and the notes stay
+    with the slide before (a chapter's introduction becomes the notes of the agenda slide).
+    """
+    out: list[Any] = []
+    notes: list[str] = []
+    pending: Optional[tuple[str, int]] = None  # (slide type, where its notes start in ``notes``)
+
+    def flush(upto: Optional[int] = None) -> None:
+        upto = len(notes) if upto is None else upto
+        if upto:
+            out.append(_new_markdown("\n\n".join(notes[:upto]), "notes", "notes"))
+            del notes[:upto]
+
+    for cell in cells:
+        role = _slide_type(cell)
+        if role == "skip":
+            out.append(cell)
+        elif role == "notes":
+            opens = cell.get("metadata", {}).pop("tfv_opens", None)
+            if opens in _VISIBLE_START and pending is None:
+                pending = (opens, len(notes))
+            notes.append(_source(cell))
+        else:
+            if role in _VISIBLE_START:
+                flush()
+            elif pending is not None:
+                _set_slide_type(cell, pending[0])
+                flush(pending[1])
+            pending = None
+            out.append(cell)
+    flush()
+    return out
+
+
 def prepare_lecture(nb: Any, chapter: str, course: str = COURSE_NAME) -> Any:
     """Return a copy of chapter notebook ``nb`` ready for nbconvert's SlidesExporter.
 
-    Applies the rules listed in the module docstring (title slide, set-up cell, jupyter-book tags, exercise
-    summary at the end). ``chapter`` is the notebook's stem, e.g. ``"01_self_attention"``.
+    Applies the rules listed in the package docstring (title and agenda slides, set-up cell, jupyter-book
+    and lecture tags, the book's prose in the notes, exercise summary at the end). ``chapter`` is the
+    notebook's stem, e.g. ``"01_self_attention"``.
     """
     nb = copy.deepcopy(nb)
     cells = list(nb.cells)
@@ -194,13 +345,13 @@ def prepare_lecture(nb: Any, chapter: str, course: str = COURSE_NAME) -> Any:
     for cell in cells:
         if cell.get("cell_type") == "markdown":
             cell.source = myst_to_markdown(_source(cell))
-        tags = set(cell.get("metadata", {}).get("tags", []))
+        tags = _tags(cell)
         if "remove-cell" in tags:
             _set_slide_type(cell, "skip")
         if cell.get("cell_type") == "code":
-            if tags & {"remove-input", "hide-input"}:
+            if tags & {"remove-input", "hide-input", SLIDE_OUTPUT_ONLY}:
                 cell.metadata["transient"] = {"remove_source": True}
-            if "remove-output" in tags:
+            if tags & {"remove-output", SLIDE_CODE_ONLY}:
                 cell.outputs = []
 
     # The exercise summary closes the deck.
@@ -219,14 +370,18 @@ def prepare_lecture(nb: Any, chapter: str, course: str = COURSE_NAME) -> Any:
         if _slide_type(section[0]) not in _VISIBLE_START:
             _set_slide_type(section[0], "slide")
 
-    # The chapter's first visible cell opens its own slide instead of continuing the title slide.
+    agenda = _agenda_cell(cells)
+    cells = _lecture_text(cells)
+
+    # The chapter's first visible cell opens its own slide instead of continuing the title (or agenda) slide.
     for cell in cells:
         if _slide_type(cell) not in {"skip", "notes"}:
             if _slide_type(cell) not in _VISIBLE_START:
                 _set_slide_type(cell, "slide")
             break
 
-    nb.cells = [_title_cell(title, course, _chapter_label(chapter))] + cells
+    head = [_title_cell(title, course, _chapter_label(chapter))] + ([agenda] if agenda is not None else [])
+    nb.cells = _place_notes(head + cells)
     return nb
 
 
