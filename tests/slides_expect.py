@@ -128,6 +128,9 @@ def agenda(nb) -> list[str]:
     """The "Today" slide's items: the level-2 headings of the book's cells, numbers and asides left out."""
     items = []
     for cell in nb.cells:
+        if cell.cell_type == "markdown" and "slide-only" in cell.metadata.get("tags", []):
+            if re.search(r"^##\s+Today\s*$", cell.source, re.MULTILINE):
+                return []  # the chapter wrote its own agenda slide
         if cell.cell_type != "markdown" or "slide-only" in cell.metadata.get("tags", []):
             continue
         if cell.metadata.get("slideshow", {}).get("slide_type") in ("skip", "notes"):

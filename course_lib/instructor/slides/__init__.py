@@ -52,7 +52,7 @@ What the generator adds or decides for you:
   slides"). The heading line itself is removed from its cell so the title is not shown twice; a cell that
   held nothing but the heading disappears;
 * a "Today" slide listing the chapter's level-2 sections (numbers, questions, takeaways and exercises left
-  out); the chapter's introduction becomes its notes;
+  out); the chapter's introduction becomes its notes. A slide-only cell headed ``## Today`` replaces it;
 * the first code cell (the set-up cell: imports, ``setup()``) is skipped unless it has slideshow metadata;
 * the first visible cell of the chapter always starts a slide of its own (never the title slide);
 * jupyter-book tags are honoured: ``remove-cell`` skips the cell, ``remove-input`` / ``hide-input`` show only

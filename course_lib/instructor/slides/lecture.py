@@ -233,9 +233,12 @@ def _new_markdown(source: str, slide_type: str, origin: str) -> Any:
 
 
 def _agenda_cell(cells: Sequence[Any]) -> Optional[Any]:
-    """The "Today" slide: the chapter's level-2 sections (without numbers), questions and exercises aside."""
+    """The "Today" slide: the chapter's level-2 sections (without numbers), questions and exercises aside.
+    None when the chapter has none, or writes its own (a slide-only cell headed "## Today")."""
     items = []
     for cell in cells:
+        if SLIDE_ONLY in _tags(cell) and any(text.strip() == "Today" for _, text in _headings(cell)):
+            return None
         if _slide_type(cell) in {"skip", "notes"} and SLIDE_ONLY not in _tags(cell):
             continue
         for level, text in _headings(cell):
