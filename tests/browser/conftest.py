@@ -190,3 +190,20 @@ def screenshot_dir() -> Path:
     """``artifacts/screenshots/``, created if needed."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     return SCREENSHOT_DIR
+
+
+@pytest.fixture(scope="session")
+def deck_dir(tmp_path_factory) -> Path:
+    """Every lecture deck (book chapters and tests/data/slides_sample.ipynb) built into one folder, as
+    `make slides` does (shared by test_slides.py and test_slide_limits.py)."""
+    from course_lib.instructor import slides
+
+    out = tmp_path_factory.mktemp("slides")
+    slides.build_deck(ROOT / "tests" / "data" / "slides_sample.ipynb", out)
+    slides.build_all(ROOT / "book", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def deck_url(deck_dir: Path, serve) -> str:
+    return serve(deck_dir)

@@ -39,20 +39,6 @@ RAW_TEX = r"""() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def deck_dir(tmp_path_factory) -> Path:
-    """Every deck (book chapters and the sample) built into one folder, as `make slides` does."""
-    out = tmp_path_factory.mktemp("slides")
-    slides.build_deck(SAMPLE, out)
-    slides.build_all(ROOT / "book", out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def deck_url(deck_dir: Path, serve) -> str:
-    return serve(deck_dir)
-
-
 def open_deck(page, url: str) -> None:
     page.goto(url)
     page.wait_for_function(READY, timeout=30_000)
@@ -185,3 +171,4 @@ def test_pdf_export(deck_dir: Path, browser, tmp_path: Path) -> None:
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
     assert pages == expect.slide_count(expect.read(SAMPLE))
     assert seconds < 30, f"PDF export took {seconds:.1f} s"
+

@@ -5,7 +5,8 @@ where the cell is written. ``make slides`` (or ``course-lib slides [CHAPTER ...]
 
     _build/slides/index.html                  links to every deck (and PDF)
     _build/slides/01_self_attention.slides.html
-    _build/slides/01_self_attention.pdf       only with --pdf
+    _build/slides/01_self_attention.pdf       only with --pdf (one page per slide)
+    _build/slides/01_self_attention.contact.png   only with --pdf: every slide as a thumbnail
     _build/slides/vendor/                     reveal.js, MathJax 2, require.js, jQuery, widget manager
 
 Every URL in a deck is relative and points into ``vendor/``, so the folder works from a web server, from
@@ -69,7 +70,8 @@ Slide count: reveal.js counts every ``<section>`` without child sections, i.e. o
 ``subslide`` cell (after the lecture tags above), plus the injected title, agenda (and exercise) slides.
 
 Parts: :mod:`.lecture` (chapter notebook -> lecture notebook), :mod:`.assets` (offline reveal.js and
-MathJax), :mod:`.build` (nbconvert), :mod:`.index` (the index page), :mod:`.pdf` (printing with Chromium).
+MathJax), :mod:`.build` (nbconvert), :mod:`.index` (the index page), :mod:`.pdf` (printing with Chromium),
+:mod:`.contact` (contact sheets).
 Needs the ``[instructor]`` extra (nbconvert, pyyaml, playwright).
 """
 
@@ -83,6 +85,7 @@ from typing import Optional, Sequence
 
 from .assets import find_node_modules, install_vendor
 from .build import build_all, build_deck
+from .contact import contact_sheet, contact_sheets
 from .index import Deck, write_index
 from .lecture import (
     COURSE_NAME,
@@ -107,6 +110,8 @@ __all__ = [
     "build_deck",
     "build_all",
     "export_pdf",
+    "contact_sheet",
+    "contact_sheets",
     "export_pdfs",
     "chromium_path",
     "write_index",
@@ -128,7 +133,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--book-dir", default="book", help="folder of the chapter notebooks (default: book)")
     parser.add_argument("--out", default="_build/slides", help="output folder (default: _build/slides)")
     parser.add_argument("--pdf", action="store_true",
-                        help="also print each deck to PDF with headless Chromium")
+                        help="also print each deck to PDF and draw its contact sheet, with headless Chromium")
     parser.add_argument("--cdn", action="store_true",
                         help="load reveal.js and MathJax from CDNs instead of vendor/ (needs a network)")
     parser.add_argument("--course", default=None, help="course name on the title slides")

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .assets import JQUERY, MATHJAX, REQUIRE_JS, REVEAL_PREFIX, WIDGETS, install_vendor
+from .contact import contact_sheets
 from .index import Deck, write_index
 from .lecture import COURSE_NAME, chapter_title, count_slides, prepare_lecture
-from .pdf import export_pdf, export_pdfs
+from .pdf import CHROMIUM_ARGS, chromium_path, export_pdf, export_pdfs
 
 __all__ = ["TEMPLATE_DIR", "build_deck", "build_all"]
 
@@ -140,7 +141,8 @@ def build_all(
     """Build the decks of ``chapters`` (default: every ``book_dir/*.ipynb``) and the index page.
 
     A chapter is a notebook path, a stem (``01_self_attention``) or a number (``1``). The index lists every
-    deck present in ``out_dir``, also those built earlier.
+    deck present in ``out_dir``, also those built earlier. ``pdf=True`` also writes each deck's PDF and its
+    contact sheet (``<stem>.pdf``, ``<stem>.contact.png``: every slide as a thumbnail), in one Chromium.
     """
     book_dir, out_dir = Path(book_dir), Path(out_dir)
     if course is None:
@@ -150,7 +152,16 @@ def build_all(
         raise ValueError(f"no chapter notebooks (*.ipynb) in {book_dir}")
     decks = [_build(nb, out_dir, course, offline, node_modules) for nb in notebooks]
     if pdf:
-        for deck, pdf_path in zip(decks, export_pdfs([d.html for d in decks])):
-            deck.pdf = pdf_path
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            try:
+                pages = [d.html for d in decks]
+                for deck, pdf_path, sheet in zip(decks, export_pdfs(pages, browser=browser),
+                                                 contact_sheets(pages, browser=browser)):
+                    deck.pdf, deck.contact = pdf_path, sheet
+            finally:
+                browser.close()
     write_index(out_dir, decks, course=course)
     return decks

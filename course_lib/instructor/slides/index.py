@@ -23,6 +23,7 @@ class Deck:
     html: Path
     num_slides: int
     pdf: Optional[Path] = None
+    contact: Optional[Path] = None  # the contact sheet (every slide as a thumbnail), made with the PDF
 
 
 def write_index(out_dir: os.PathLike, decks: Sequence[Deck], course: str = COURSE_NAME) -> Path:
@@ -32,13 +33,16 @@ def write_index(out_dir: os.PathLike, decks: Sequence[Deck], course: str = COURS
     for path in sorted(out_dir.glob("*.slides.html")):
         stem = path.name[: -len(".slides.html")]
         if stem not in by_chapter:
-            pdf = out_dir / f"{stem}.pdf"
-            by_chapter[stem] = Deck(stem, _html_title(path) or stem, path, -1, pdf if pdf.is_file() else None)
+            pdf, contact = out_dir / f"{stem}.pdf", out_dir / f"{stem}.contact.png"
+            by_chapter[stem] = Deck(stem, _html_title(path) or stem, path, -1, pdf if pdf.is_file() else None,
+                                    contact if contact.is_file() else None)
     rows = []
     for stem in sorted(by_chapter):
         deck = by_chapter[stem]
         count = f"{deck.num_slides} slides" if deck.num_slides >= 0 else ""
         pdf = f' · <a href="{html.escape(deck.pdf.name)}">PDF</a>' if deck.pdf else ""
+        if deck.contact:
+            pdf += f' · <a href="{html.escape(deck.contact.name)}">all slides at a glance</a>'
         rows.append(
             f'<li><a class="deck" href="{html.escape(deck.html.name)}">{html.escape(deck.title)}</a>'
             f' <span class="meta">{count}{pdf}</span></li>'

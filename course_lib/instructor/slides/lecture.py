@@ -90,7 +90,7 @@ _MYST_OPTION = re.compile(r"^:[\w-]+:")
 _EQ_LABEL = re.compile(r"(\$\$)\s*\([\w\-.:]+\)\s*$")
 _CHAPTER_LINK = re.compile(r"\]\((?!\w+://)([^)#\s]+)\.ipynb(#[^)]*)?\)")
 _ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error",
-                "seealso", "admonition"}
+                "seealso", "admonition", "dropdown"}
 
 
 def _role(match: re.Match) -> str:
