@@ -1,6 +1,7 @@
 // Measures every slide of a reveal.js deck; see slide_audit.py (evaluated by Playwright).
 (async () => {
   const config = Reveal.getConfig();
+  if (window.MathJax) { await new Promise(done => MathJax.Hub.Queue(done)); }  // the first typesetting
   Reveal.configure({transition: 'none', backgroundTransition: 'none'});
   const words = text => (text.match(/[\p{L}\p{N}][\p{L}\p{N}'’\-_.\/]*/gu) || []).length;
   const lines = text => text.replace(/\s+$/, '').split('\n').filter((l, i, all) => all.length > 1 || l.trim()).length;

@@ -20,6 +20,7 @@ _MATHJAX_DONE = "() => new Promise(done => window.MathJax ? MathJax.Hub.Queue(do
 
 def _slide_images(page: Any) -> list[bytes]:
     """A PNG screenshot of every slide of the deck open in ``page``, all fragments shown."""
+    page.evaluate(_MATHJAX_DONE)  # the first typesetting, before any slide is shown
     page.evaluate("Reveal.configure({transition: 'none', backgroundTransition: 'none', controls: false})")
     where = page.evaluate("Reveal.getSlides().map(s => Reveal.getIndices(s))")
     shots = []
