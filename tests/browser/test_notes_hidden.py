@@ -95,10 +95,23 @@ def _notes(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in _cells(path) if _lecture_only(c)]
 
 
+def _text_outputs(cell: dict) -> str:
+    texts = []
+    for out in cell.get("outputs", []):
+        text = out.get("text") or out.get("data", {}).get("text/plain") or ""
+        texts.append("".join(text) if isinstance(text, list) else text)
+    return "\n".join(texts)
+
+
 def _book_prose(path: Path) -> str:
-    """The chapter's own markdown (what the book shows), as the matcher sees it."""
-    cells = [c for c in _cells(path) if not _lecture_only(c)]
-    return " | ".join(f for c in cells for f in fragments("".join(c["source"])))
+    """What the book itself shows of the chapter (its markdown, code and printed output), as the matcher
+    sees it: a slide may quote the book's code or numbers, which then prove nothing."""
+    cells = json.loads(path.read_text())["cells"]
+    shown = "\n".join("".join(c["source"]) + "\n" + _text_outputs(c) for c in cells
+                      if c["cell_type"] == "code" or not _lecture_only(c))
+    shown = re.sub(r"\]\([^)]*\)", "]", shown)  # a link shows its words, not its address
+    shown = re.sub(r"\{[a-z]+\}`([^`<]*?)\s*(?:<[^>]*>)?`", r"\1", shown)  # a role shows its text
+    return " | ".join(_normalise(line) for line in MARKUP.sub(" ", shown).split("\n\n"))
 
 
 @pytest.fixture(scope="module")
