@@ -82,3 +82,46 @@ def test_manifest_recipes_are_the_code_recipes():
         recipe = asdict(RECIPES[name])
         recipe["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in recipe["model"].items()}
         assert entry["recipe"] == recipe, name
+
+
+def test_xavier_init_has_glorots_scale_and_leaves_the_head():
+    # Glorot & Bengio (2010): uniform on [-a, a] with a = sqrt(6 / (fan_in + fan_out)), so the standard
+    # deviation is sqrt(2 / (fan_in + fan_out)).
+    from course_lib.checkpoints import Recipe, build_model
+
+    timm_default = build_model(
+        Recipe("shapes", "vit", "vit_cifar", {"embed_dim": 64, "depth": 2, "num_heads": 4})
+    )
+    xavier = build_model(
+        Recipe("shapes", "vit", "vit_cifar", {"embed_dim": 64, "depth": 2, "num_heads": 4}, init="xavier")
+    )
+    for name, module in xavier.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            w = module.weight
+            if name == "head":
+                assert torch.equal(w, timm_default.head.weight)
+            else:
+                fan_out, fan_in = w.shape
+                bound = (6 / (fan_in + fan_out)) ** 0.5
+                assert w.abs().max() <= bound
+                assert w.std().item() == pytest.approx((2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+
+
+def test_xavier_init_makes_attention_non_uniform_from_the_start():
+    # The reason for the shapes Transformers' init (see xavier_init): with timm's std 0.02 the first layer's
+    # attention rows are almost uniform (entropy ~ log N); with Xavier they are not.
+    from dataclasses import replace
+
+    from course_lib.checkpoints import RECIPES, build_model
+
+    x = load_data("shapes", {"n_train": 0, "n_test": 32}).x_test
+
+    def entropy_gap(model):
+        a = model.attention_maps(x)[0]  # (B, heads, T, T)
+        h = -(a * a.clamp_min(1e-12).log()).sum(-1).mean()
+        return (torch.log(torch.tensor(float(a.shape[-1]))) - h).item()
+
+    with torch.no_grad():
+        gap_timm = entropy_gap(build_model(replace(RECIPES["shapes_vit"], init="timm")).eval())
+        gap_xavier = entropy_gap(build_model(RECIPES["shapes_vit"]).eval())
+    assert gap_timm < 0.01 < 0.1 < gap_xavier
