@@ -12,7 +12,7 @@ from .assets import JQUERY, MATHJAX, REQUIRE_JS, REVEAL_PREFIX, WIDGETS, install
 from .contact import contact_sheets
 from .index import Deck, write_index
 from .lecture import COURSE_NAME, chapter_title, count_slides, prepare_lecture
-from .pdf import CHROMIUM_ARGS, chromium_path, export_pdf, export_pdfs
+from .pdf import chromium, export_pdf, export_pdfs
 
 __all__ = ["TEMPLATE_DIR", "build_deck", "build_all"]
 
@@ -152,16 +152,10 @@ def build_all(
         raise ValueError(f"no chapter notebooks (*.ipynb) in {book_dir}")
     decks = [_build(nb, out_dir, course, offline, node_modules) for nb in notebooks]
     if pdf:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-            try:
-                pages = [d.html for d in decks]
-                for deck, pdf_path, sheet in zip(decks, export_pdfs(pages, browser=browser),
-                                                 contact_sheets(pages, browser=browser)):
-                    deck.pdf, deck.contact = pdf_path, sheet
-            finally:
-                browser.close()
+        with chromium() as browser:
+            pages = [d.html for d in decks]
+            for deck, pdf_path, sheet in zip(decks, export_pdfs(pages, browser=browser),
+                                             contact_sheets(pages, browser=browser)):
+                deck.pdf, deck.contact = pdf_path, sheet
     write_index(out_dir, decks, course=course)
     return decks

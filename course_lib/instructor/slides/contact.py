@@ -12,21 +12,19 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-__all__ = ["contact_sheet", "contact_sheets"]
+from .pdf import MATHJAX_DONE, chromium, open_decks
 
-_READY = "document.documentElement.getAttribute('data-deck-ready') === '1'"
-_MATHJAX_DONE = "() => new Promise(done => window.MathJax ? MathJax.Hub.Queue(done) : done())"
+__all__ = ["contact_sheet", "contact_sheets"]
 
 
 def _slide_images(page: Any) -> list[bytes]:
     """A PNG screenshot of every slide of the deck open in ``page``, all fragments shown."""
-    page.evaluate(_MATHJAX_DONE)  # the first typesetting, before any slide is shown
     page.evaluate("Reveal.configure({transition: 'none', backgroundTransition: 'none', controls: false})")
     where = page.evaluate("Reveal.getSlides().map(s => Reveal.getIndices(s))")
     shots = []
     for index in where:
         page.evaluate(f"Reveal.slide({index['h']}, {index.get('v') or 0}, 10000)")
-        page.evaluate(_MATHJAX_DONE)
+        page.evaluate(MATHJAX_DONE)
         page.wait_for_timeout(50)
         shots.append(page.screenshot())
     page.evaluate("Reveal.slide(0, 0, 0)")
@@ -65,37 +63,19 @@ def contact_sheets(
 ) -> list[Path]:
     """Write ``<stem>.contact.png`` for each deck (next to it, or in ``out_dir``); return their paths.
 
-    ``browser``: a Playwright ``Browser`` to reuse; by default one is started on the system Chromium.
+    ``browser``: a Playwright ``Browser`` to reuse; by default the system Chromium is started
+    (:func:`.pdf.chromium`).
     """
-    from .pdf import CHROMIUM_ARGS, chromium_path
-
-    if browser is None:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            own = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-            try:
-                return contact_sheets(decks_html, own, columns, thumb_width, out_dir)
-            finally:
-                own.close()
-
     written = []
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    try:
-        page = context.new_page()
-        for deck_html in decks_html:
-            deck_html = Path(deck_html).resolve()
+    with chromium(browser) as running:
+        for deck_html, page in open_decks(decks_html, running):
             stem = deck_html.name.replace(".slides.html", "")
-            page.goto(deck_html.as_uri(), wait_until="load")
-            page.wait_for_function(_READY, timeout=60_000)
             title = page.evaluate("document.title") or stem
             sheet = _tile(_slide_images(page), columns, thumb_width, title)
             target = Path(out_dir or deck_html.parent) / f"{stem}.contact.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             sheet.save(target, optimize=True)
             written.append(target)
-    finally:
-        context.close()
     return written
 
 
