@@ -223,6 +223,10 @@ def split_for_slide(source: str) -> tuple[str, str]:
     return "\n\n".join(slide), "\n\n".join(notes)
 
 
+def _tags(cell: Any) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
 def _new_markdown(source: str, slide_type: str, origin: str) -> Any:
     import nbformat
 
@@ -247,13 +251,8 @@ def _agenda_cell(cells: Sequence[Any]) -> Optional[Any]:
                 items.append(text)
     if not items:
         return None
-    cell = _new_markdown("## Today\n\n" + "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1)),
+    return _new_markdown("## Today\n\n" + "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1)),
                          "slide", "agenda")
-    return cell
-
-
-def _tags(cell: Any) -> set[str]:
-    return set(cell.get("metadata", {}).get("tags", []))
 
 
 def _lecture_text(cells: list[Any]) -> list[Any]:
