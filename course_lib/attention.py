@@ -229,7 +229,6 @@ def fused_attention(enabled: bool) -> Iterator[None]:
         _FUSED = previous
 
 
-
 def fast_attention(
     q: Tensor,
     k: Tensor,

@@ -104,11 +104,7 @@ def roles(nb) -> list[str]:
             role = "notes>" + (role or "-")
         result.append(role or "-")
     # the exercise section moves to the end of the deck
-    if exercises is not None:
-        level = len(nb.cells[exercises].source.lstrip().split()[0])
-        end = next((i for i in range(exercises + 1, len(nb.cells))
-                    if (h := _first_heading(nb.cells[i])) and len(h.split()[0]) <= level), len(nb.cells))
-        result = result[:exercises] + result[end:] + result[exercises:end]
+    result = _in_deck_order(nb, result)
     # a slide opened by a cell that became notes passes to the next cell shown
     pending = None
     for index, role in enumerate(result):
@@ -143,15 +139,16 @@ def agenda(nb) -> list[str]:
     return items
 
 
-def _in_deck_order(nb) -> list:
-    cells = list(nb.cells)
+def _in_deck_order(nb, items: list | None = None) -> list:
+    """``items`` (one per cell; default the cells) in deck order: the exercise section moved to the end."""
+    items = list(nb.cells if items is None else items)
     exercises = exercise_index(nb)
     if exercises is not None:
-        level = len(cells[exercises].source.lstrip().split()[0])
-        end = next((i for i in range(exercises + 1, len(cells))
-                    if (h := _first_heading(cells[i])) and len(h.split()[0]) <= level), len(cells))
-        cells = cells[:exercises] + cells[end:] + cells[exercises:end]
-    return cells
+        level = len(nb.cells[exercises].source.lstrip().split()[0])
+        end = next((i for i in range(exercises + 1, len(nb.cells))
+                    if (h := _first_heading(nb.cells[i])) and len(h.split()[0]) <= level), len(nb.cells))
+        items = items[:exercises] + items[end:] + items[exercises:end]
+    return items
 
 
 def visible(nb) -> list:

@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from .grade import VISIBILITIES
+from .grade import add_hidden_visibility
 
 __all__ = ["add_parser", "run", "build_bundle", "SETUP_SH", "RUN_AUTOGRADER"]
 
@@ -165,12 +165,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--memory-mb", type=int, default=2048, help="memory limit of the notebook's process (2048)"
     )
-    p.add_argument(
-        "--hidden-visibility",
-        default="after_published",
-        choices=VISIBILITIES,
-        help="Gradescope visibility of the hidden tests (default after_published)",
-    )
+    add_hidden_visibility(p)
     p.set_defaults(func=run)
     return p
 

@@ -13,6 +13,16 @@ __all__ = ["add_parser", "run"]
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 
+def add_hidden_visibility(parser: argparse.ArgumentParser) -> None:
+    """``--hidden-visibility``: shared by ``grade`` and ``autograder`` (both write Gradescope results)."""
+    parser.add_argument(
+        "--hidden-visibility",
+        default="after_published",
+        choices=VISIBILITIES,
+        help="Gradescope visibility of the hidden tests (default after_published)",
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g = subparsers.add_parser("grade", help="grade submitted notebooks")
     g.add_argument("submissions", nargs="+", help="notebooks, or folders of notebooks")
@@ -52,12 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     g.add_argument("--force", action="store_true", help="grade again submissions that were already graded")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    g.add_argument(
-        "--hidden-visibility",
-        default="after_published",
-        choices=VISIBILITIES,
-        help="Gradescope visibility of the hidden tests (default after_published)",
-    )
+    add_hidden_visibility(g)
     g.set_defaults(func=run)
     return g
 

@@ -62,27 +62,20 @@ def summary(records: list[dict]) -> dict:
 
 
 def _main(folder: Path) -> int:
-    from playwright.sync_api import sync_playwright
-
-    from course_lib.instructor.slides.pdf import CHROMIUM_ARGS, chromium_path
+    from course_lib.instructor.slides.pdf import chromium, open_decks
 
     decks = sorted(folder.glob("*.slides.html"))
     if not decks:
         print(f"no decks in {folder}: run `course-lib slides` first", file=sys.stderr)
         return 2
     bad = 0
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        for deck in decks:
-            page.goto(deck.resolve().as_uri())
-            page.wait_for_function("document.documentElement.getAttribute('data-deck-ready') === '1'")
+    with chromium() as browser:
+        for deck, page in open_decks(decks, browser):
             records = measure(page)
             print(deck.name, summary(records))
             for line in problems(records):
                 print("   ", line)
                 bad += 1
-        browser.close()
     print(f"{bad} problem(s)")
     return 1 if bad else 0
 
