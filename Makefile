@@ -91,8 +91,9 @@ browser: install book
 # _build/student-env (kept while pyproject.toml and the constraints do not change), course-lib installed
 # from a copy, not editable, with exactly what the notebooks' first cell installs on Colab, and the
 # notebooks executed from a copy outside the repository. Chapters must run without an error, exercises may
-# raise only their stubs' NotImplementedError. Makes its own environment: needs neither .venv nor `install`.
-student:
+# raise only their stubs' NotImplementedError. Torch and torchvision are there before the first cell, as on
+# Colab: hard links to .venv's (`install`), so a second 5 GB CUDA build of torch is never written to disk.
+student: install
 	python3 scripts/student_env.py
 
 # ---- instructors -----------------------------------------------------------------------------

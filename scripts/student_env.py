@@ -3,10 +3,14 @@ installed from a built copy (not editable) with exactly what the notebooks' firs
 
 What it does (``make student``):
 
-1. A virtual environment under ``_build/student-env/venv`` made with this Python; torch, torchvision and
-   everything else pinned by ``requirements/constraints.txt`` (torch lies on this machine's disk, so
-   nothing large is downloaded). It is kept for the next run while ``pyproject.toml``, the constraints,
-   the first cell's requirement and the Python version stay the same; otherwise it is made again.
+1. A virtual environment under ``_build/student-env/venv`` made with this Python. Torch and torchvision
+   come first, as Colab has them preinstalled: hard links to the files of the installed torch,
+   torchvision and what they require (:func:`preinstalled_files`) in the course's own ``.venv``, so the
+   5 GB of a CUDA build of torch are not written to disk a second time (a CI machine once ran out of
+   disk doing that). Without that ``.venv`` (or on another file system), pip installs them, pinned by
+   ``requirements/constraints.txt`` (torch lies on this machine's disk). The environment is kept for the
+   next run while ``pyproject.toml``, the constraints, the first cell's requirement and the Python
+   version stay the same; otherwise it is made again.
 2. course_lib is copied out of the working tree and installed from that copy, as a built package, with
    the requirement of ``scripts/first_cell.py`` (``course-lib[book] @ git+...``), its URL pointed at the
    copy. In a kept environment only course_lib itself is reinstalled.
@@ -118,8 +122,100 @@ def megabytes(download: str) -> float:
     return float(found.group(1)) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[found.group(2)]
 
 
-def prepare(build: Path, fresh: bool = False) -> tuple[Path, float, bool]:
-    """Make or reuse the environment, install course_lib into it; return (python, seconds, reused)."""
+# What Colab has installed before the first cell runs, and where this machine has it installed already.
+PREINSTALLED = ("torch", "torchvision")
+SOURCE_VENV = ROOT / ".venv"
+
+
+def site_packages(python: Path) -> Path:
+    """The ``site-packages`` folder of the environment whose interpreter is ``python``."""
+    done = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip())
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: ``"Typing_Extensions"`` -> ``"typing-extensions"``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def preinstalled_files(names: tuple[str, ...] = PREINSTALLED) -> dict[str, list[str]]:
+    """Run in the source environment: for the distributions ``names`` and everything they require there
+    (markers evaluated, extras followed), each one's files relative to its ``site-packages``, from its
+    ``RECORD``. Files a ``RECORD`` places outside ``site-packages`` (console scripts) are left out.
+
+    ``{"torch": ["torch/__init__.py", ..., "torch-2.14.1.dist-info/RECORD"], "nvidia-cublas": [...], ...}``
+    """
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    files: dict[str, list[str]] = {}
+    todo: list[tuple[str, tuple[str, ...]]] = [(name, ()) for name in names]
+    while todo:
+        name, extras = todo.pop()
+        if (canonical(name), extras) in seen:
+            continue
+        seen.add((canonical(name), extras))
+        dist = metadata.distribution(name)
+        files[canonical(name)] = sorted(str(f) for f in dist.files or [] if not str(f).startswith(".."))
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras or ("",)):
+                todo.append((req.name, tuple(sorted(req.extras))))
+    return files
+
+
+def preinstall(python: Path, log: Path, source: Path = SOURCE_VENV) -> tuple[int, str]:
+    """Hard-link torch, torchvision and what they require from ``source`` into ``python``'s environment.
+
+    What the new environment has already (pip, setuptools) is left to pip. Returns the number of files
+    linked and what was done; 0 and why if ``source`` cannot serve (missing, another Python, no torch,
+    another file system): then nothing is left half-linked and the caller installs with pip. A hard link
+    is the file itself, not a pointer into ``source``: pip may uninstall or upgrade a package on either
+    side alone.
+    """
+    source_python = source / "bin" / "python"
+    with log.open("a") as out:
+        def skip(why: str) -> tuple[int, str]:
+            out.write(f"\npreinstall: nothing linked from {source}: {why}\n")
+            return 0, f"not linked from {source.name}: {why}"
+
+        if not source_python.exists():
+            return skip("no such environment")
+        version = "import sys; print(*sys.version_info[:2], sep='.')"
+        versions = {subprocess.run([str(p), "-c", version], capture_output=True, text=True).stdout.strip()
+                    for p in (python, source_python)}
+        if len(versions) != 1:
+            return skip(f"another Python version ({' / '.join(sorted(versions))})")
+        listed = subprocess.run([str(source_python), __file__, "--list-preinstalled"],
+                                capture_output=True, text=True)
+        if listed.returncode:
+            return skip((listed.stderr.strip().splitlines() or ["listing its packages failed"])[-1])
+        src, dest = site_packages(source_python), site_packages(python)
+        present = {canonical(d.name.split("-")[0]) for d in dest.glob("*.dist-info")}
+        wanted = {name: names for name, names in json.loads(listed.stdout).items() if name not in present}
+        linked: list[Path] = []
+        try:
+            for name in (n for names in wanted.values() for n in names):
+                target = dest / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(src / name, target)
+                linked.append(target)
+        except OSError as error:
+            for target in linked:
+                target.unlink()
+            return skip(f"{type(error).__name__}: {error}")
+        out.write(f"\npreinstall: {len(linked)} files of {len(wanted)} distributions hard-linked from {src}: "
+                  f"{', '.join(sorted(wanted))}\n")
+        return len(linked), f"hard-linked from {source.name} ({len(wanted)} packages, {len(linked)} files)"
+
+
+def prepare(build: Path, fresh: bool = False) -> tuple[Path, float, bool, str]:
+    """Make or reuse the environment, install course_lib into it.
+
+    Returns (python, seconds, reused, how torch and torchvision came into the environment)."""
     start = time.perf_counter()
     venv = build / "venv"
     python = venv / "bin" / "python"
@@ -137,17 +233,21 @@ def prepare(build: Path, fresh: bool = False) -> tuple[Path, float, bool]:
             name = requirement.split("[", 1)[0].split(" @ ", 1)[0]
             pip(python, ["install", "--no-deps", "--force-reinstall", "--no-build-isolation",
                          f"{name} @ {source.as_uri()}"], log)
+            how = "kept from the last run"
         else:
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            # Colab's torch is preinstalled; here it comes from the pins, then the first cell's install.
+            # Colab's torch is preinstalled; here it is linked from .venv, or installed from the pins.
             # --no-compile: the kernels compile what they import, not all of torch up front.
-            pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), "torch", "torchvision"], log)
+            linked, how = preinstall(python, log)
+            if not linked:
+                pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), *PREINSTALLED], log)
+                how = f"installed by pip from the pins ({how})"
             pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), requirement], log)
             pip(python, ["check"], log)
             pip(python, ["install", "--no-compile", "-c", str(CONSTRAINTS), *FRONT_END], log)
             key_file.write_text(key)
-    return python, time.perf_counter() - start, reused
+    return python, time.perf_counter() - start, reused, how
 
 
 def kernelspec(python: Path, where: Path) -> Path:
@@ -272,18 +372,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="make the environment again even if kept")
     parser.add_argument("--build", type=Path, default=ROOT / "_build" / "student-env")
     parser.add_argument("--execute-one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--list-preinstalled", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.list_preinstalled:
+        print(json.dumps(preinstalled_files()))
+        return 0
     if args.execute_one:
         return execute_one(args.execute_one, args.timeout)
 
     paths = notebooks(args.notebooks)
     args.build.mkdir(parents=True, exist_ok=True)
-    python, install_s, reused = prepare(args.build, args.fresh)
+    python, install_s, reused, how = prepare(args.build, args.fresh)
     fetched = downloads(args.build / "pip.log")
     large = [name for name in fetched if megabytes(name) >= 1]
     print(f"student-env: {'kept environment, course_lib reinstalled' if reused else 'new environment'} "
           f"in {install_s:.1f} s; pip downloaded {len(fetched)} file(s), "
-          f"{sum(map(megabytes, fetched)):.1f} MB (torch and torchvision come from this machine's disk)"
+          f"{sum(map(megabytes, fetched)):.1f} MB; torch and torchvision {how}"
           + "".join(f"\n  {name}" for name in large))
 
     rows: list[tuple[str, float, list[str]]] = []

@@ -142,3 +142,57 @@ def test_the_longest_stored_run_is_known(tmp_path: Path) -> None:
     assert student.stored_seconds(tmp_path / "a.ipynb") == pytest.approx(52.5)
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "b.ipynb")
     assert student.stored_seconds(tmp_path / "b.ipynb") == 0.0
+
+
+# ---- torch as Colab has it: preinstalled, here hard-linked from .venv --------------------------------------
+
+
+def _pip_requires(name: str) -> set[str]:
+    """What pip (not the code under test) says ``name`` requires in this environment, canonical names."""
+    import subprocess
+
+    shown = subprocess.run([sys.executable, "-m", "pip", "show", name], capture_output=True, text=True,
+                           check=True).stdout
+    (line,) = [line for line in shown.splitlines() if line.startswith("Requires:")]
+    return {student.canonical(n.strip()) for n in line.split(":", 1)[1].split(",") if n.strip()}
+
+
+def test_the_preinstalled_set_is_torch_torchvision_and_all_they_require() -> None:
+    files = student.preinstalled_files()
+    assert {"torch", "torchvision"} <= set(files)
+    for name in ("torch", "torchvision"):
+        assert _pip_requires(name) <= set(files), name
+    assert "torch/__init__.py" in files["torch"]
+    assert any(f.endswith(".dist-info/RECORD") for f in files["torch"])
+    assert not [f for names in files.values() for f in names if f.startswith("..")]  # console scripts
+
+
+def test_torch_is_linked_into_a_new_environment_without_a_copy(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    source = Path(sys.prefix)
+    if os.stat(tmp_path).st_dev != os.stat(source).st_dev:
+        pytest.skip("the temporary folder is on another file system than this environment")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python, log = venv / "bin" / "python", tmp_path / "pip.log"
+    linked, how = student.preinstall(python, log, source)
+    assert linked > 1000 and how.startswith("hard-linked"), how
+    dest = student.site_packages(python)
+    init = dest / "torch" / "__init__.py"
+    assert init.samefile(Path(__import__("torch").__file__))  # the same file: no second copy on disk
+    probe = "import torch, torchvision; print(torch.__file__); print(float(torch.ones(3).sum()))"
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True,
+                         env={"PATH": os.environ["PATH"], "PYTHONNOUSERSITE": "1"}).stdout.split()
+    assert out == [str(init), "3.0"]
+    init.unlink()  # uninstalling on one side leaves the other whole
+    assert Path(__import__("torch").__file__).exists()
+
+
+def test_without_a_source_environment_pip_installs_torch(tmp_path: Path) -> None:
+    log = tmp_path / "pip.log"
+    log.write_text("")
+    linked, how = student.preinstall(tmp_path / "venv" / "bin" / "python", log, tmp_path / "nowhere")
+    assert (linked, how) == (0, "not linked from nowhere: no such environment")
+    assert "nothing linked" in log.read_text()
