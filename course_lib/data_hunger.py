@@ -2,13 +2,22 @@
 
 ``python -m course_lib.data_hunger`` runs the grid of :data:`GRID` on scikit-learn's 8x8 digits and
 writes ``course_lib/trained/data_hunger_digits.json`` (package data, so an installed course_lib has it);
-chapter 7 plots that file. Every run trains for the same number of optimiser steps (``GRID["steps"]``
-batches of ``GRID["batch_size"]``, whatever the training-set size), long enough that the training accuracy
-saturates (each run records it). The script is resumable: runs already in
-the JSON are skipped, and the JSON is rewritten after every run: an interrupted grid keeps what it measured.
+chapter 7 plots that file. The grid has three arms, each a recipe (``GRID["arms"]``):
 
-Order of the runs: all models and sizes of the plain arm with seed 0, then seed 1, then seed 2, then the
-augmentation arm (random shifts of one pixel) in the same order - so a partial grid is still a usable one.
+* ``plain``: no augmentation, 2,000 steps;
+* ``shift``: every training image shifted by up to one pixel, 6,000 steps (a model needs longer to fit
+  shifted images than plain ones);
+* ``long``: the control, no augmentation with the shift arm's 6,000 steps (the ViT only, at the smallest
+  and the largest size): it tells how much of the shift arm's gain comes from the steps alone.
+
+Within an arm every run trains for the same number of optimiser steps (batches of ``GRID["batch_size"]``,
+whatever the training-set size), long enough that its training accuracy saturates (each run records it;
+``tests/test_data_hunger.py`` checks it on the stored file). The script is resumable: runs already in the
+JSON are skipped, and the JSON is rewritten after every run: an interrupted grid keeps what it measured.
+``--shard K/N`` runs every N-th run only, so N workers can share the grid (then ``--merge`` their files).
+
+Order of the runs: the plain arm with seed 0 (all models and sizes), then seed 1, then seed 2, then the
+other arms in the same order - so a partial grid is still a usable one.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ __all__ = ["GRID", "RESULTS", "make_model", "run_point", "run_key", "load_result
 
 RESULTS = Path(__file__).resolve().parent / "trained" / "data_hunger_digits.json"
 
+_MODELS = ["CNN", "ViT", "Swin"]
+_SIZES = [10, 30, 100, None]
 GRID: dict[str, Any] = {
     "dataset": "digits (load_digits_tensors(): 1,347 train / 450 test, seed 0)",
     "models": {
@@ -42,11 +53,14 @@ GRID: dict[str, Any] = {
         "ViT": "create_vit('vit_digits')",
         "Swin": "create_swin('swin_digits')",
     },
-    "sizes_per_class": [10, 30, 100, None],  # None = the whole training set (1,347 images)
+    "sizes_per_class": _SIZES,  # None = the whole training set (1,347 images)
     "seeds": [0, 1, 2],
-    "arms": {"plain": 0, "shift": 1},  # arm -> random-shift augmentation in pixels
-    "shift_arm_models": ["ViT", "CNN", "Swin"],
-    "steps": 600,
+    # arm -> recipe: random-shift augmentation in pixels, optimiser steps, and which models and sizes
+    "arms": {
+        "plain": {"shift": 0, "steps": 2000, "models": _MODELS, "sizes_per_class": _SIZES},
+        "shift": {"shift": 1, "steps": 6000, "models": _MODELS, "sizes_per_class": _SIZES},
+        "long": {"shift": 0, "steps": 6000, "models": ["ViT"], "sizes_per_class": [10, None]},
+    },
     "batch_size": 32,
     "lr": 4e-3,
     "warmup_fraction": 0.1,
@@ -78,8 +92,9 @@ def run_point(
     data: Optional[Splits] = None,
     grid: dict[str, Any] = GRID,
     device: Union[str, torch.device] = "cpu",
+    steps: Optional[int] = None,
 ) -> dict[str, Any]:
-    """Train one point of the grid and return its record.
+    """Train one point of the grid and return its record (``steps``: instead of the arm's).
 
     The training subset is :func:`course_lib.data.subset` with ``n_per_class`` images per class drawn with
     ``seed`` (so the seed varies the images, the initial weights and the batch order). Returns
@@ -90,8 +105,9 @@ def run_point(
     train = subset(*data.train, n_per_class, seed=seed)
     torch.manual_seed(seed)
     model = make_model(model_name)
-    steps = grid["steps"]
-    shift = grid["arms"][arm]
+    recipe = grid["arms"][arm]
+    steps = steps if steps is not None else recipe["steps"]
+    shift = recipe["shift"]
     per_epoch = -(-len(train[1]) // grid["batch_size"])
     start = time.perf_counter()
     fit(
@@ -160,7 +176,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--arms", nargs="*", help="only these arms")
     parser.add_argument("--models", nargs="*", help="only these models")
     parser.add_argument("--merge", nargs="*", default=[], help="other workers' JSON to merge")
+    parser.add_argument("--shard", default="0/1", help="K/N: run only every N-th run, starting at the K-th")
     args = parser.parse_args(argv)
+    shard, shards = (int(x) for x in args.shard.split("/"))
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,16 +203,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.merge:
         out.write_text(json.dumps(results, indent=1) + "\n")
     data = load_digits_tensors()
-    todo = []
-    for arm in GRID["arms"]:
-        for seed in GRID["seeds"]:
-            models = GRID["models"] if arm == "plain" else GRID["shift_arm_models"]
-            for model in models:
-                for n in GRID["sizes_per_class"]:
-                    todo.append((arm, model, n, seed))
+    todo = [(arm, model, n, seed) for arm, recipe in GRID["arms"].items() for seed in GRID["seeds"]
+            for model in recipe["models"] for n in recipe["sizes_per_class"]]
     done = 0
-    for arm, model, n, seed in todo:
+    for index, (arm, model, n, seed) in enumerate(todo):
         key = run_key(arm, model, n, seed)
+        if index % shards != shard:
+            continue
         wanted = (args.seeds is None or seed in args.seeds) and (args.arms is None or arm in args.arms)
         if key in results["runs"] or not wanted or (args.models is not None and model not in args.models):
             continue
