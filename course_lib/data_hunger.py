@@ -178,7 +178,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--merge", nargs="*", default=[], help="other workers' JSON to merge")
     parser.add_argument("--shard", default="0/1", help="K/N: run only every N-th run, starting at the K-th")
     args = parser.parse_args(argv)
-    shard, shards = (int(x) for x in args.shard.split("/"))
+    shard, _, shards = args.shard.partition("/")
+    if not (shard.isdigit() and shards.isdigit() and int(shard) < int(shards)):
+        parser.error(f"--shard takes K/N with 0 <= K < N (0/2 and 1/2 for two workers), not {args.shard!r}")
+    shard, shards = int(shard), int(shards)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,3 +56,12 @@ def test_summarise_mean_and_spread():
     s = summarise(res)[("plain", "ViT", 100)]
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1414, abs=1e-4)
     assert (s["min"], s["max"], s["min_train_acc"], s["seeds"]) == (0.5, 0.7, 0.9, 2)
+
+
+@pytest.mark.parametrize("shard", ["2/2", "1", "a/b"])
+def test_a_bad_shard_is_refused_with_its_form(shard, capsys):
+    from course_lib.data_hunger import main
+
+    with pytest.raises(SystemExit):
+        main(["--shard", shard, "--out", "unused.json"])
+    assert "--shard takes K/N" in capsys.readouterr().err
