@@ -45,7 +45,7 @@ __all__ = ["GRID", "RESULTS", "make_model", "run_point", "run_key", "load_result
 RESULTS = Path(__file__).resolve().parent / "trained" / "data_hunger_digits.json"
 
 _MODELS = ["CNN", "ViT", "Swin"]
-_SIZES = [10, 30, 100, None]
+_SIZES = [10, 30, 100, None]  # images per class; None = the whole training set (1,347 images)
 GRID: dict[str, Any] = {
     "dataset": "digits (load_digits_tensors(): 1,347 train / 450 test, seed 0)",
     "models": {
@@ -53,7 +53,6 @@ GRID: dict[str, Any] = {
         "ViT": "create_vit('vit_digits')",
         "Swin": "create_swin('swin_digits')",
     },
-    "sizes_per_class": _SIZES,  # None = the whole training set (1,347 images)
     "seeds": [0, 1, 2],
     # arm -> recipe: random-shift augmentation in pixels, optimiser steps, and which models and sizes
     "arms": {
